@@ -1,0 +1,50 @@
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ko_hypervl.settings import add_settings_arguments, setting, settings_from_args
+
+
+@dataclass
+class Example:
+    data: Path = setting(help="input")
+    steps: int = setting(10, help="how many steps")
+    lr: float = setting(3e-4, help="learning rate")
+    mode: str = setting("auto", help="branch", choices=("auto", "low", "high"))
+    smoke: bool = setting(False, help="tiny run")
+    scales: tuple[float, ...] = setting((0.25, 0.5, 1.0), help="scales")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser, Example)
+    return settings_from_args(Example, parser.parse_args(argv))
+
+
+def test_defaults_and_types():
+    s = parse(["--data", "x.jsonl"])
+    assert s == Example(data=Path("x.jsonl"))
+    assert isinstance(s.data, Path)
+
+
+def test_every_kind_of_flag():
+    s = parse(["--data", "d", "--steps", "3", "--lr", "0.1", "--mode", "low", "--smoke", "--scales", "0.5", "1"])
+    assert (s.steps, s.lr, s.mode, s.smoke, s.scales) == (3, 0.1, "low", True, (0.5, 1.0))
+
+
+def test_required_missing_and_bad_choice_exit():
+    with pytest.raises(SystemExit):
+        parse([])
+    with pytest.raises(SystemExit):
+        parse(["--data", "d", "--mode", "medium"])
+
+
+def test_help_shows_setting_help_and_default(capsys):
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser, Example)
+    parser.print_help()
+    out = capsys.readouterr().out
+    assert "--steps" in out and "how many steps (default: 10)" in out
+    assert "--no-smoke" in out
