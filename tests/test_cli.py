@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,8 @@ from ko_hypervl.cli.planned import PLANNED
 
 def test_console_script_help_lists_subcommands():
     # the installed console script, the way users call it
-    out = subprocess.run(["ko-hypervl", "--help"], capture_output=True, text=True, check=True).stdout
+    script = Path(sys.executable).parent / "ko-hypervl"  # installed beside this interpreter, even if not on PATH
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     for name in ("corpora", *PLANNED):
         assert name in out
 
