@@ -6,5 +6,9 @@ The public surface is re-exported here; everything else is an implementation det
 __version__ = "0.1.0"
 
 from .textcorpus import CorpusError, SplitSettings, load_eval_text, load_text_corpus  # noqa: E402
+from .tokenization import KoHyperVLTokenizer, load_tokenizer, tokenize_dataset  # noqa: E402
 
-__all__ = ["CorpusError", "SplitSettings", "__version__", "load_eval_text", "load_text_corpus"]
+__all__ = [
+    "CorpusError", "KoHyperVLTokenizer", "SplitSettings", "__version__", "load_eval_text", "load_text_corpus",
+    "load_tokenizer", "tokenize_dataset",
+]

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .. import __version__
-from . import corpora, planned
+from . import corpora, planned, tokenizer
 
 DESCRIPTION = """\
 ko-hypervl: 한국어 우선 소형 비전-언어 모델 툴킷 (Korean-first small vision-language model toolkit).
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     corpora.register(commands)
+    tokenizer.register(commands)
     planned.register(commands)
     return parser
 

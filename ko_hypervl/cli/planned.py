@@ -10,7 +10,6 @@ import argparse
 import sys
 
 PLANNED = {
-    "tokenizer": ("train, evaluate and use the morpheme-aware Korean tokenizer", 3),
     "ask": ("ask the model a question about an image", 5),
     "train": ("run a training stage or the whole pipeline (LM, alignment, SFT, DCL, VRC, LoRA)", 6),
     "eval": ("evaluate a checkpoint on the held-out test splits and write its model card", 6),

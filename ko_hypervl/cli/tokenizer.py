@@ -1,0 +1,112 @@
+"""``ko-hypervl tokenizer``: train, evaluate, sweep and try the morpheme-aware Korean tokenizer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..settings import add_settings_arguments, settings_from_args
+
+SAMPLE = "학교에 갔었다고 했잖아요. 오늘 서울의 최고 기온은 27도입니다 ㅋㅋ"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from ..tokenization.evaluate import TokenizerEvalSettings
+    from ..tokenization.sweep import TokenizerSweepSettings
+    from ..tokenization.train import TokenizerTrainSettings
+
+    group = commands.add_parser("tokenizer", help="train, evaluate and use the morpheme-aware Korean tokenizer",
+                                description="The morpheme-aware, lossless Korean tokenizer.")
+    group.set_defaults(group_parser=group)
+    sub = group.add_subparsers(title="tokenizer commands", metavar="ACTION")
+
+    train = sub.add_parser("train", help="train a tokenizer on the corpus train split",
+                           description="Kiwi morpheme cuts at training time; a plain byte-level BPE at encode time.")
+    add_settings_arguments(train, TokenizerTrainSettings)
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="compare tokenizers on the same text (table + bar chart)",
+                        description="Ours against offline baselines: chars/token, tokens/eojeol, round trip, "
+                                    "morpheme-cut share, encode speed.")
+    add_settings_arguments(ev, TokenizerEvalSettings)
+    ev.set_defaults(func=_eval)
+
+    sw = sub.add_parser("sweep", help="chars/token versus morpheme-cut share over join_share (trains several)",
+                        description="Train one tokenizer per join_share value and plot the trade-off.")
+    add_settings_arguments(sw, TokenizerSweepSettings)
+    sw.set_defaults(func=_sweep)
+
+    enc = sub.add_parser("encode", help="show how a text is tokenized",
+                         description="Print the tokens of a text (| marks token boundaries) and the counts.")
+    enc.add_argument("text", nargs="?", default=SAMPLE, help=f"Korean text (default: {SAMPLE!r})")
+    enc.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory (default: the bundled one)")
+    enc.add_argument("--ids", action="store_true", help="also print the token ids")
+    enc.set_defaults(func=_encode)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..tokenization.hf import wrap
+    from ..tokenization.train import TokenizerTrainSettings, save_training_settings, train_tokenizer
+
+    settings = settings_from_args(TokenizerTrainSettings, args)
+    tok = wrap(train_tokenizer(settings))
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(out))
+    save_training_settings(settings, out, {"vocab_size_trained": len(tok)})
+    print(f"saved {len(tok):,}-token tokenizer to {out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ..tokenization.evaluate import TokenizerEvalSettings, evaluate, format_table, plot_scores, write_json
+
+    settings = settings_from_args(TokenizerEvalSettings, args)
+    scores, skipped, description = evaluate(settings)
+    print(f"\nText: {description}\n")
+    print(format_table(scores))
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}")
+    if settings.plot:
+        plot_scores(scores, settings.plot)
+        print(f"bar chart: {settings.plot}")
+    if settings.json_out:
+        write_json(scores, skipped, description, settings.json_out)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ..tokenization.sweep import TokenizerSweepSettings, format_sweep, plot_sweep, sweep
+
+    settings = settings_from_args(TokenizerSweepSettings, args)
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    results = sweep(settings)
+    table = format_sweep(results)
+    print(table)
+    (Path(settings.out) / "sweep.md").write_text(table + "\n", encoding="utf-8")
+    plot_sweep(results, Path(settings.out) / "sweep.png")
+    print(f"plot: {Path(settings.out) / 'sweep.png'}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from ..tokenization.hf import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    ids = tok.encode(args.text, add_special_tokens=False)
+    pieces = [tok.decode([i]) for i in ids]
+    print("|".join(pieces).replace("\n", "⏎"))
+    if args.ids:
+        print(ids)
+    n_eojeol = max(len(args.text.split()), 1)
+    print(f"{len(ids)} tokens, {len(args.text)} characters ({len(args.text) / max(len(ids), 1):.2f} chars/token, "
+          f"{len(ids) / n_eojeol:.2f} tokens/eojeol); round trip exact: {tok.decode(ids) == args.text}")
+    try:
+        from ..tokenization.baselines import BaselineUnavailable, o200k_base
+
+        n = len(o200k_base().encode_batch([args.text])[0])
+        print(f"GPT-4o (o200k_base): {n} tokens → ours uses {len(ids) / n:.0%} of that")
+    except BaselineUnavailable as exc:
+        print(f"(GPT-4o comparison skipped: {exc})", file=sys.stderr)
+    return 0

@@ -1,0 +1,290 @@
+"""Train the morpheme-aware byte-level BPE tokenizer.
+
+Why this design. A tokenizer that calls Kiwi at encode time is 50-100× slower than a subword encoder
+and cannot be saved as a plain ``tokenizer.json``. So morphology is used only at *training* time to
+decide what the vocabulary may contain, and the result is an ordinary byte-level BPE that any
+``tokenizers`` runtime can run:
+
+1. **Morpheme pieces.** Training text is cut at Kiwi's safe morpheme boundaries (a private-use
+   delimiter that the training pre-tokenizer removes), and BPE is trained on those pieces: no learned
+   token crosses a morpheme boundary, so when a word must be split it splits between morphemes.
+2. **Whole-morpheme joins.** A second BPE round runs over sequences of *complete* morpheme tokens
+   (each mapped to one private-use character) and learns the frequent joins (학교+에 → 학교에,
+   했+잖아요 → 했잖아요). These tokens only ever contain whole morphemes, so they lengthen tokens
+   without adding a single boundary inside a morpheme.
+
+The final model is byte-level (every string round-trips exactly, unseen characters fall back to
+bytes) with the merges of round 1 followed by those of round 2. ``join_share`` sets how much of the
+vocabulary goes to round 2: more means fewer tokens per text; fewer leaves room for rarer morphemes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..settings import setting
+from .morphology import morpheme_cuts, split_at
+from .specials import SPECIAL_TOKENS
+
+log = logging.getLogger(__name__)
+
+PIECE_DELIMITER = "\ue000"  # marks a morpheme cut in training text; removed by the training pre-tokenizer
+_PUA_BASE = 0xF0000  # supplementary private-use plane: one character per round-1 token id in round 2
+
+
+@dataclass
+class TokenizerTrainSettings:
+    out: Path = setting(help="directory to write the tokenizer to")
+    vocab_size: int = setting(32000, help="total vocabulary size, special tokens and the 256 bytes included")
+    join_share: float = setting(0.4, help="share of the learned vocabulary spent on joins of whole morphemes "
+                                         "(0.4: >= 2 chars/token on held-out text; see `tokenizer sweep`)")
+    min_frequency: int = setting(2, help="a merge must occur at least this often")
+    max_lines: int = setting(0, help="train on at most this many corpus lines (0: the whole train split)")
+    kiwi_workers: int = setting(-1, help="Kiwi threads for the morpheme analysis (-1: all cores)")
+    corpus_dir: Path | None = setting(None, help="corpora/ folder (default: the repository's)")
+    cache_dir: Path | None = setting(Path.home() / ".cache" / "ko_hypervl",
+                                     help="where the morpheme analysis of the training text is cached")
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < len(SPECIAL_TOKENS) + 256 + 100:
+            raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 356} (specials + 256 bytes + 100)")
+        if not 0.0 <= self.join_share < 1.0:
+            raise ValueError("join_share must be in [0, 1)")
+
+
+def _byte_level():
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte → printable character table, as ``tokenizers``' ByteLevel uses it."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+BYTE_TO_UNICODE = _bytes_to_unicode()
+
+
+def to_byte_level(text: str) -> str:
+    return "".join(BYTE_TO_UNICODE[b] for b in text.encode("utf-8"))
+
+
+def training_lines(corpus_dir: Path | None = None, max_lines: int = 0) -> list[str]:
+    """Lines of the corpus train split (never validation, test or the held-out sets)."""
+    from ..textcorpus import load_text_corpus
+
+    corpus = load_text_corpus(corpus_dir)["train"]
+    lines = [line.replace(PIECE_DELIMITER, "") for text in corpus["text"] for line in text.split("\n")]
+    return lines[:max_lines] if max_lines else lines
+
+
+def with_space_cuts(line: str, cuts: Sequence[int]) -> list[int]:
+    """Morpheme cuts plus a cut after every run of whitespace.
+
+    Byte-level words carry their leading space (" 휴게소"). Learning morphemes with and without that
+    space would spend two vocabulary entries on each; cutting the space off in round 1 learns each
+    morpheme once, and round 2 joins the space to the morphemes that are frequent word starts.
+    """
+    spaces = {p for p in range(1, len(line)) if line[p - 1].isspace() and not line[p].isspace()}
+    return sorted(spaces.union(cuts))
+
+
+def delimit(line: str, cuts: Sequence[int]) -> str:
+    return PIECE_DELIMITER.join(split_at(line, with_space_cuts(line, cuts)))
+
+
+def train_morpheme_pieces(delimited: Sequence[str], vocab_size: int, min_frequency: int):
+    """Round 1: byte-level BPE whose merges never cross a morpheme cut."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(PIECE_DELIMITER, "removed"), _byte_level()])
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=True,
+    )
+    tok.train_from_iterator(delimited, trainer, length=len(delimited))
+    return tok
+
+
+def morpheme_token_words(tok, lines: Sequence[str], cuts: Sequence[Sequence[int]]) -> Counter:
+    """Count, per encode-time word, the sequence of its morpheme pieces as round-1 token ids.
+
+    A piece that round 1 cannot express as ONE token becomes ``None``: joins must not reach into it,
+    or the joined token would contain part of a morpheme.
+    """
+    pre = _byte_level()
+    piece_id: dict[str, int | None] = {}
+    words: Counter = Counter()
+    for line, line_cuts in zip(tqdm(lines, desc="morpheme words", unit="line", mininterval=2), cuts):
+        line_cuts = with_space_cuts(line, line_cuts)
+        for _, (start, end) in pre.pre_tokenize_str(line):
+            inner = [c - start for c in line_cuts if start < c < end]
+            if not inner:
+                continue  # a word that is one morpheme piece has nothing to join
+            ids = []
+            for piece in split_at(line[start:end], inner):
+                bl = to_byte_level(piece)
+                if bl not in piece_id:
+                    toks = tok.model.tokenize(bl)
+                    piece_id[bl] = toks[0].id if len(toks) == 1 else None
+                ids.append(piece_id[bl])
+            words[tuple(ids)] += 1
+    return words
+
+
+def _segments(ids: tuple) -> Iterator[str]:
+    """Runs of 2+ whole-morpheme tokens, as private-use strings for the round-2 trainer."""
+    run: list[int] = []
+    for i in (*ids, None):
+        if i is None:
+            if len(run) >= 2:
+                yield "".join(chr(_PUA_BASE + x) for x in run)
+            run = []
+        else:
+            run.append(i)
+
+
+def train_morpheme_joins(words: Counter, num_joins: int, min_frequency: int) -> list[tuple[str, str]]:
+    """Round 2: BPE over sequences of whole-morpheme tokens; merges as pairs of private-use strings."""
+    from tokenizers import Tokenizer, models, trainers
+
+    segments: Counter = Counter()
+    for ids, n in words.items():
+        for seg in _segments(ids):
+            segments[seg] += n
+    if not segments or num_joins <= 0:
+        return []
+    alphabet = sorted({ch for seg in segments for ch in seg})
+    tok = Tokenizer(models.BPE())
+    trainer = trainers.BpeTrainer(vocab_size=len(alphabet) + num_joins, min_frequency=min_frequency,
+                                  initial_alphabet=alphabet, limit_alphabet=len(alphabet), show_progress=True)
+
+    def repeated() -> Iterator[str]:
+        for seg, n in segments.items():
+            for _ in range(n):
+                yield seg
+
+    tok.train_from_iterator(repeated(), trainer, length=sum(segments.values()))
+    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in json.loads(tok.to_str())["model"]["merges"]]
+
+
+def assemble(piece_tok, joins: Sequence[tuple[str, str]], vocab_size: int):
+    """One byte-level BPE: round-1 vocabulary and merges, then the joins, up to ``vocab_size`` tokens."""
+    from tokenizers import Tokenizer, decoders, processors
+
+    spec = json.loads(piece_tok.to_str())
+    vocab: dict[str, int] = spec["model"]["vocab"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["model"]["merges"]]
+    id_to_token = {i: t for t, i in vocab.items()}
+
+    def real(pua: str) -> str:
+        return "".join(id_to_token[ord(ch) - _PUA_BASE] for ch in pua)
+
+    known = set(merges)
+    total = len(vocab) + len(spec["added_tokens"]) - sum(1 for a in spec["added_tokens"] if a["content"] in vocab)
+    for a, b in joins:
+        if total >= vocab_size:
+            break
+        pair = (real(a), real(b))
+        if pair in known:
+            continue
+        known.add(pair)
+        merges.append(pair)
+        if pair[0] + pair[1] not in vocab:
+            vocab[pair[0] + pair[1]] = len(vocab)
+            total += 1
+    spec["model"]["merges"] = [list(m) for m in merges]
+    tok = Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
+    tok.pre_tokenizer = _byte_level()  # encode time: plain byte-level words, no Kiwi, no delimiter
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
+def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | None = None):
+    """Train on ``lines`` (default: the corpus train split) and return the ``tokenizers.Tokenizer``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    t0 = time.time()
+    if lines is None:
+        lines = training_lines(settings.corpus_dir, settings.max_lines)
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError("no training text: the corpus (or the given lines) is empty")
+    log.info("morpheme analysis of %d lines (%d characters)", len(lines), sum(map(len, lines)))
+    cuts = _cached_analysis(lines, settings.kiwi_workers, settings.cache_dir)
+    learned = settings.vocab_size - len(SPECIAL_TOKENS) - 256
+    piece_vocab = settings.vocab_size - int(learned * settings.join_share)
+    piece_tok = train_morpheme_pieces([delimit(l, c) for l, c in zip(lines, cuts)], piece_vocab, settings.min_frequency)
+    words = morpheme_token_words(piece_tok, lines, cuts)
+    want = settings.vocab_size - piece_tok.get_vocab_size()
+    # ask for extra joins: some coincide with round-1 merges and are skipped in assemble()
+    joins = train_morpheme_joins(words, int(want * 1.1) + 10, settings.min_frequency)
+    tok = assemble(piece_tok, joins, settings.vocab_size)
+    log.info("trained %d-token vocabulary in %.0f s", tok.get_vocab_size(), time.time() - t0)
+    return tok
+
+
+def _cached_analysis(lines: Sequence[str], workers: int, cache_dir: Path | None) -> list[list[int]]:
+    """Kiwi is the slow step (~0.1 M chars/s/core): reuse its cuts for the same lines and Kiwi version."""
+    import gzip
+    import hashlib
+
+    import kiwipiepy
+
+    if cache_dir is None:
+        return _analyse(lines, workers)
+    digest = hashlib.sha1("\n".join(lines).encode("utf-8", "surrogatepass"))
+    digest.update(kiwipiepy.__version__.encode())
+    path = Path(cache_dir) / f"kiwi-cuts-{digest.hexdigest()[:16]}.json.gz"
+    if path.is_file():
+        try:
+            cuts = json.loads(gzip.decompress(path.read_bytes()))
+            if len(cuts) == len(lines):
+                return cuts
+        except (OSError, ValueError):
+            log.warning("ignoring unreadable cache %s", path)
+    cuts = _analyse(lines, workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(json.dumps(cuts).encode()))
+    tmp.replace(path)
+    return cuts
+
+
+def _analyse(lines: Sequence[str], workers: int, chunk: int = 20000) -> list[list[int]]:
+    cuts: list[list[int]] = []
+    with tqdm(total=sum(map(len, lines)), desc="kiwi", unit="char", unit_scale=True, mininterval=2) as bar:
+        for i in range(0, len(lines), chunk):
+            batch = lines[i : i + chunk]
+            cuts.extend(morpheme_cuts(batch, num_workers=workers))
+            bar.update(sum(map(len, batch)))
+    return cuts
+
+
+def save_training_settings(settings: TokenizerTrainSettings, out: Path, extra: dict) -> None:
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    (out / "training_args.json").write_text(json.dumps({**record, **extra}, ensure_ascii=False, indent=2) + "\n")
+
+
+def iter_lines(texts: Iterable[str]) -> Iterator[str]:
+    for text in texts:
+        yield from text.split("\n")
