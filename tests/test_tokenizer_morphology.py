@@ -2,7 +2,8 @@
 
 import math
 
-from ko_hypervl.tokenization.metrics import BoundaryCount, char_to_byte_offsets, inner_boundaries
+from ko_hypervl.tokenization.bytelevel import utf8_char_offsets
+from ko_hypervl.tokenization.metrics import BoundaryCount, inner_boundaries
 from ko_hypervl.tokenization.morphology import (
     gold_cuts_of_eojeol, gold_cuts_of_sentence, morpheme_cuts, split_at,
 )
@@ -41,7 +42,7 @@ def test_inner_boundaries_ignore_whitespace_edges():
 
 def test_boundary_share_counts_mid_character_splits_as_off_cut():
     text = "학교에"
-    offsets = char_to_byte_offsets(text)
+    offsets = utf8_char_offsets(text)
     bc = BoundaryCount()
     bc.add(text, [(0, 6), (6, 9)], [2])  # 학교|에: on the cut
     bc.add(text, [(0, 4), (4, 9)], [2])  # a syllable split in two bytes-wise: off

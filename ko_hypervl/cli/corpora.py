@@ -7,26 +7,21 @@ import random
 from pathlib import Path
 
 from ..settings import add_settings_arguments, settings_from_args
+from .common import add_command_group, add_settings_command
 from ..textcorpus.load import SplitSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    corpora = commands.add_parser("corpora", help="Korean text corpus and image-text corpora",
-                                  description="Korean text corpus and image-text corpora")
-    corpora.set_defaults(group_parser=corpora)
-    groups = corpora.add_subparsers(title="corpora commands", metavar="KIND")
-
-    text = groups.add_parser("text", help="the Korean text corpus (tokenizer and LM training, held-out eval sets)",
-                             description="The committed Korean text corpus: see corpora/README.md.")
-    text.set_defaults(group_parser=text)
-    sub = text.add_subparsers(title="text corpus commands", metavar="ACTION")
+    groups = add_command_group(commands, "corpora", "Korean text corpus and image-text corpora",
+                               "Korean text corpus and image-text corpora", "corpora commands", "KIND")
+    sub = add_command_group(groups, "text", "the Korean text corpus (tokenizer and LM training, held-out eval sets)",
+                            "The committed Korean text corpus: see corpora/README.md.", "text corpus commands", "ACTION")
 
     from ..textcorpus.build import TextCorpusBuildSettings
 
-    build = sub.add_parser("build", help="rebuild corpora/ from the licensed release (maintainers)",
-                           description="Clean, deduplicate, balance and write the corpus files and manifest.")
-    add_settings_arguments(build, TextCorpusBuildSettings)
-    build.set_defaults(func=_build)
+    add_settings_command(sub, "build", "rebuild corpora/ from the licensed release (maintainers)",
+                         "Clean, deduplicate, balance and write the corpus files and manifest.",
+                         TextCorpusBuildSettings, _build)
 
     stats = sub.add_parser("stats", help="print documents/characters/eojeol per source and split",
                            description="Counts per source and split, from what the loader returns.")

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..settings import add_settings_arguments, settings_from_args
+from ..settings import settings_from_args
+from .common import add_command_group, add_settings_command
 
 SAMPLE = "학교에 갔었다고 했잖아요. 오늘 서울의 최고 기온은 27도입니다 ㅋㅋ"
 
@@ -16,26 +17,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     from ..tokenization.sweep import TokenizerSweepSettings
     from ..tokenization.train import TokenizerTrainSettings
 
-    group = commands.add_parser("tokenizer", help="train, evaluate and use the morpheme-aware Korean tokenizer",
-                                description="The morpheme-aware, lossless Korean tokenizer.")
-    group.set_defaults(group_parser=group)
-    sub = group.add_subparsers(title="tokenizer commands", metavar="ACTION")
+    sub = add_command_group(commands, "tokenizer", "train, evaluate and use the morpheme-aware Korean tokenizer",
+                            "The morpheme-aware, lossless Korean tokenizer.", "tokenizer commands", "ACTION")
 
-    train = sub.add_parser("train", help="train a tokenizer on the corpus train split",
-                           description="Kiwi morpheme cuts at training time; a plain byte-level BPE at encode time.")
-    add_settings_arguments(train, TokenizerTrainSettings)
-    train.set_defaults(func=_train)
-
-    ev = sub.add_parser("eval", help="compare tokenizers on the same text (table + bar chart)",
-                        description="Ours against offline baselines: chars/token, tokens/eojeol, round trip, "
-                                    "morpheme-cut share, encode speed.")
-    add_settings_arguments(ev, TokenizerEvalSettings)
-    ev.set_defaults(func=_eval)
-
-    sw = sub.add_parser("sweep", help="chars/token versus morpheme-cut share over join_share (trains several)",
-                        description="Train one tokenizer per join_share value and plot the trade-off.")
-    add_settings_arguments(sw, TokenizerSweepSettings)
-    sw.set_defaults(func=_sweep)
+    add_settings_command(sub, "train", "train a tokenizer on the corpus train split",
+                         "Kiwi morpheme cuts at training time; a plain byte-level BPE at encode time.",
+                         TokenizerTrainSettings, _train)
+    add_settings_command(sub, "eval", "compare tokenizers on the same text (table + bar chart)",
+                         "Ours against offline baselines: chars/token, tokens/eojeol, round trip, "
+                         "morpheme-cut share, encode speed.", TokenizerEvalSettings, _eval)
+    add_settings_command(sub, "sweep", "chars/token versus morpheme-cut share over join_share (trains several)",
+                         "Train one tokenizer per join_share value and plot the trade-off.", TokenizerSweepSettings, _sweep)
 
     enc = sub.add_parser("encode", help="show how a text is tokenized",
                          description="Print the tokens of a text (| marks token boundaries) and the counts.")

@@ -38,10 +38,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from .bytelevel import bytes_to_unicode, unicode_to_byte, utf8_char_offsets  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------------------------------
 # The interface
@@ -120,15 +121,6 @@ def _data_file(package_dir: Path, relative: str, pip_name: str) -> Path:
 # ---------------------------------------------------------------------------------------------------
 # Offsets
 # ---------------------------------------------------------------------------------------------------
-
-
-def utf8_char_offsets(text: str) -> list[int]:
-    """``offsets[i]`` is the byte offset of character ``i``; ``offsets[len(text)]`` is the byte length.
-
-    ``surrogatepass`` so a lone surrogate (possible in Python strings) counts its 3 bytes instead of
-    raising; real corpus text never has one.
-    """
-    return [0, *accumulate(len(ch.encode("utf-8", "surrogatepass")) for ch in text)]
 
 
 def spans_from_token_bytes(token_bytes: Sequence[bytes]) -> list[tuple[int, int]]:
@@ -332,25 +324,6 @@ def cl100k_base() -> TiktokenAdapter:
 # ---------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte → printable character table, which ``tokenizers``' ByteLevel uses."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-@lru_cache(maxsize=1)
-def _unicode_to_byte() -> dict[str, int]:
-    return {c: b for b, c in bytes_to_unicode().items()}
-
-
 def _is_byte_level(tokenizer: Any) -> bool:
     from tokenizers import decoders, pre_tokenizers
 
@@ -413,7 +386,7 @@ class HFTokenizerAdapter:
         if value is not None:
             return bytes([value])
         if self.byte_level:
-            table = _unicode_to_byte()
+            table = unicode_to_byte()
             if all(c in table for c in token):
                 return bytes(table[c] for c in token)
         return None

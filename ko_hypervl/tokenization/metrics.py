@@ -10,13 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-
-def char_to_byte_offsets(text: str) -> list[int]:
-    """``offsets[i]`` is the byte offset of character ``i``; ``offsets[len(text)]`` the total length."""
-    offsets = [0]
-    for ch in text:
-        offsets.append(offsets[-1] + len(ch.encode("utf-8", "surrogatepass")))
-    return offsets
+from .bytelevel import utf8_char_offsets
 
 
 def inner_boundaries(text: str, byte_spans: Sequence[tuple[int, int]]) -> list[int]:
@@ -44,7 +38,7 @@ class BoundaryCount:
         return self.on_cut / self.total if self.total else float("nan")
 
     def add(self, text: str, byte_spans: Sequence[tuple[int, int]], char_cuts: Iterable[int]) -> None:
-        offsets = char_to_byte_offsets(text)
+        offsets = utf8_char_offsets(text)
         cuts = {offsets[c] for c in char_cuts}
         inner = inner_boundaries(text, byte_spans)
         self.total += len(inner)

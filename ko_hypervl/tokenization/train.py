@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..settings import setting
+from .bytelevel import to_byte_level
 from .morphology import morpheme_cuts, split_at
 from .specials import SPECIAL_TOKENS
 
@@ -65,26 +66,6 @@ def _byte_level():
     from tokenizers import pre_tokenizers
 
     return pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte → printable character table, as ``tokenizers``' ByteLevel uses it."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-BYTE_TO_UNICODE = _bytes_to_unicode()
-
-
-def to_byte_level(text: str) -> str:
-    return "".join(BYTE_TO_UNICODE[b] for b in text.encode("utf-8"))
 
 
 def training_lines(corpus_dir: Path | None = None, max_lines: int = 0) -> list[str]:
