@@ -44,8 +44,15 @@ fi
 
 # --- Python packages --------------------------------------------------------------------------------
 STAMP="$("$PY" -c 'import sys; print(sys.prefix)')/.ko-hypervl-setup"
-WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16) extras=[$EXTRAS]"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$PY" -c 'import ko_hypervl' 2>/dev/null; then
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16)"
+# the stamp holds the hash of what was installed and every extra installed with it
+HAVE=""; HAVE_EXTRAS=""
+[ -f "$STAMP" ] && read -r HAVE HAVE_EXTRAS < "$STAMP" || true
+covered=1
+for extra in ${EXTRAS//,/ }; do
+    case ",$HAVE_EXTRAS," in *",$extra,"*) ;; *) covered=0 ;; esac
+done
+if [ "$HAVE" = "$WANT" ] && [ "$covered" = 1 ] && "$PY" -c 'import ko_hypervl' 2>/dev/null; then
     say "Python packages up to date ($("$PY" --version))"
 else
     # torch first, pinned: 2.13.0 is the CPU wheel these machines install in seconds; any unpinned torch
@@ -58,6 +65,8 @@ else
     SPEC="$ROOT"; [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
     say "installing ko-hypervl${EXTRAS:+ [$EXTRAS]} (editable) and its dependencies"
     "$PY" -m pip install -q --disable-pip-version-check -e "$SPEC"
-    echo "$WANT" > "$STAMP"
+    [ "$HAVE" = "$WANT" ] || HAVE_EXTRAS=""
+    ALL_EXTRAS="$(echo "$HAVE_EXTRAS,$EXTRAS" | tr ',' '\n' | { grep -v '^$' || true; } | sort -u | paste -sd, -)"
+    echo "$WANT $ALL_EXTRAS" > "$STAMP"
 fi
 echo "$PY"
