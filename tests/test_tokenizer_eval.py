@@ -54,3 +54,5 @@ def test_encode_command(capsys):
     assert main(["tokenizer", "encode", "학교에 갔었다고 했잖아요.", "--ids"]) == 0
     out = capsys.readouterr().out
     assert "round trip exact: True" in out and "|" in out
+    assert main(["tokenizer", "encode", ""]) == 0  # empty text: no tokens, no division by zero
+    assert "0 tokens" in capsys.readouterr().out

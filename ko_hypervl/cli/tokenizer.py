@@ -98,7 +98,8 @@ def _encode(args: argparse.Namespace) -> int:
         from ..tokenization.baselines import BaselineUnavailable, o200k_base
 
         n = len(o200k_base().encode_batch([args.text])[0])
-        print(f"GPT-4o (o200k_base): {n} tokens → ours uses {len(ids) / n:.0%} of that")
+        ratio = f" → ours uses {len(ids) / n:.0%} of that" if n else ""
+        print(f"GPT-4o (o200k_base): {n} tokens{ratio}")
     except BaselineUnavailable as exc:
         print(f"(GPT-4o comparison skipped: {exc})", file=sys.stderr)
     return 0
