@@ -1,6 +1,7 @@
 """The morpheme-aware Korean tokenizer: losslessness, special tokens, loading, exact ids, bad input."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +210,11 @@ def test_missing_or_corrupt_tokenizer_dir_names_the_file(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{broken")
     with pytest.raises(ValueError, match=r"corrupt: .*tokenizer\.json"):
         load_tokenizer(tmp_path)
+    good = tmp_path / "good"
+    shutil.copytree(bundled_tokenizer_dir(), good)
+    (good / "tokenizer_config.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"config is corrupt: .*tokenizer_config\.json"):
+        load_tokenizer(good)
 
 
 # --- training, on a throwaway tokenizer trained inside the test ------------------------------------

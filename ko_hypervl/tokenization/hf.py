@@ -19,6 +19,7 @@ from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from ..configuration import KoHyperVLConfig
 from . import specials
 
+
 def _check_text(value, what: str = "text") -> None:
     """Raise TypeError for non-strings and ValueError for strings that are not valid Unicode text."""
     if isinstance(value, str):
@@ -115,8 +116,6 @@ def wrap(backend, name_or_path: str = "") -> KoHyperVLTokenizer:
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> KoHyperVLTokenizer:
     """Load a tokenizer directory (default: the bundled one), with errors that name the bad file."""
-    from tokenizers import Tokenizer
-
     from .bundled import bundled_tokenizer_dir
 
     directory = Path(path) if path is not None else bundled_tokenizer_dir()
@@ -126,13 +125,24 @@ def load_tokenizer(path: str | os.PathLike | None = None) -> KoHyperVLTokenizer:
     if not tokenizer_json.is_file():
         raise FileNotFoundError(f"tokenizer file missing: {tokenizer_json}")
     try:
+        return KoHyperVLTokenizer.from_pretrained(str(directory))
+    except Exception as exc:
+        _raise_naming_the_broken_file(directory, exc)
+
+
+def _raise_naming_the_broken_file(directory: Path, exc: Exception) -> None:
+    """transformers' load errors rarely say which file is wrong: find it, or re-raise as it was."""
+    from tokenizers import Tokenizer
+
+    tokenizer_json = directory / "tokenizer.json"
+    try:
         Tokenizer.from_file(str(tokenizer_json))
-    except Exception as exc:  # tokenizers raises a bare Exception for malformed JSON
-        raise ValueError(f"tokenizer file is corrupt: {tokenizer_json} ({exc})") from None
+    except Exception as broken:  # tokenizers raises a bare Exception for malformed JSON
+        raise ValueError(f"tokenizer file is corrupt: {tokenizer_json} ({broken})") from None
     config = directory / "tokenizer_config.json"
     if config.exists():
         try:
             json.loads(config.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"tokenizer config is corrupt: {config} ({exc})") from None
-    return KoHyperVLTokenizer.from_pretrained(str(directory))
+        except json.JSONDecodeError as broken:
+            raise ValueError(f"tokenizer config is corrupt: {config} ({broken})") from None
+    raise exc

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -265,7 +265,3 @@ def save_training_settings(settings: TokenizerTrainSettings, out: Path, extra: d
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
     (out / "training_args.json").write_text(json.dumps({**record, **extra}, ensure_ascii=False, indent=2) + "\n")
 
-
-def iter_lines(texts: Iterable[str]) -> Iterator[str]:
-    for text in texts:
-        yield from text.split("\n")
