@@ -1,4 +1,4 @@
-"""``ko-hypervl corpora``: the Korean text corpus (and, later, the rendered image corpora)."""
+"""``ko-hypervl corpora``: the Korean text corpus, the rendered image-text corpora and readers for users' data."""
 
 from __future__ import annotations
 
@@ -38,6 +38,61 @@ def register(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("-n", type=int, default=3, help="how many documents (default: 3)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     sample.set_defaults(func=_sample)
+    _register_image_commands(groups)
+
+
+def _register_image_commands(groups: argparse._SubParsersAction) -> None:
+    from ..imagecorpus.build import ImageCorpusSettings
+
+    add_settings_command(groups, "build", "render an image-text corpus (charts, tables, exam pages, OCR lines)",
+                         "Render charts, tables, exam pages and OCR lines with Korean questions and exact answers, "
+                         "as a datasets.DatasetDict saved to --out. The test split holds out fonts, category words "
+                         "and styles.", ImageCorpusSettings, _build_images)
+
+    show = groups.add_parser("show", help="write a contact sheet PNG of random samples with their Q/A",
+                             description="Write a contact sheet of random samples of a rendered or imported dataset.")
+    show.add_argument("dataset", type=Path, help="a folder written by `corpora build` or `corpora import`")
+    show.add_argument("--out", type=Path, default=None, help="PNG path (default: DATASET/contact_sheet_SPLIT.png)")
+    show.add_argument("--split", default="train", help="which split (default: train)")
+    show.add_argument("--kind", default=None, help="only samples of this kind")
+    show.add_argument("-n", "--count", type=int, default=12, help="how many samples (default: 12)")
+    show.add_argument("--columns", type=int, default=4, help="samples per row (default: 4)")
+    show.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    show.set_defaults(func=_show)
+
+    read = groups.add_parser("import", help="read your own data (LLaVA JSON/JSONL or multiple-choice VQA tables)",
+                             description="Read a LLaVA-style conversation file or a multiple-choice VQA table "
+                                         "(CSV/TSV/JSON/JSONL: image, question, choices, answer) into the project's "
+                                         "dataset format and save it.")
+    read.add_argument("path", type=Path, help="the record file")
+    read.add_argument("--out", type=Path, required=True, help="output folder (datasets.save_to_disk)")
+    read.add_argument("--format", default="auto", choices=("auto", "llava", "multiple_choice"),
+                      help="record format (default: auto: sniffed from the records)")
+    read.add_argument("--image-dir", type=Path, default=None, help="where image paths are relative to "
+                                                                  "(default: the record file's folder)")
+    read.add_argument("--on-error", default="stop", choices=("stop", "skip"),
+                      help="stop at the first bad record, or skip bad records and report them (default: stop)")
+    read.add_argument("--split", default="train", help="the split name to save the records as (default: train)")
+    read.set_defaults(func=_import)
+
+    ocr = groups.add_parser("tesseract", help="Tesseract OCR baseline: CER and how many answers OCR can read",
+                            description="Run tesseract (kor) over a split of a rendered dataset: character error "
+                                        "rate on transcriptions, and the share of answers found in the OCR text.")
+    ocr.add_argument("dataset", type=Path, help="a folder written by `corpora build`")
+    ocr.add_argument("--split", default="test", help="which split (default: test)")
+    ocr.add_argument("--kind", nargs="+", default=["ocr", "charts", "tables"], help="kinds to include "
+                                                                                  "(default: ocr charts tables)")
+    ocr.add_argument("--limit", type=int, default=None, help="at most this many images")
+    ocr.add_argument("--workers", type=int, default=2, help="parallel tesseract processes (default: 2)")
+    ocr.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    ocr.set_defaults(func=_tesseract)
+
+    bench = groups.add_parser("bench", help="rendering speed per kind beside a matplotlib baseline",
+                              description="Samples per second on one core for every kind, and for plain matplotlib "
+                                          "bar charts of the same specs, measured in the same run.")
+    bench.add_argument("--num", type=int, default=100, help="samples per kind (default: 100)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(func=_bench)
 
 
 def _corpus_dir_argument(p: argparse.ArgumentParser) -> None:
@@ -83,4 +138,77 @@ def _sample(args: argparse.Namespace) -> int:
         print(f"── {row['source']} / {row['id']} ({row['genre']}, {len(lines)} lines)")
         for line in lines[:5]:
             print("   " + (line if len(line) <= 120 else line[:119] + "…"))
+    return 0
+
+
+def _build_images(args: argparse.Namespace) -> int:
+    from ..imagecorpus.build import ImageCorpusSettings, build_image_corpus
+
+    settings = settings_from_args(ImageCorpusSettings, args)
+    _, info = build_image_corpus(settings)
+    rows = ", ".join(f"{split} {n:,}" for split, n in info["rows"].items())
+    print(f"wrote {settings.out}: {rows} ({info['samples_per_second']:.1f} samples/s with {settings.workers} workers)")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ..imagecorpus.show import write_contact_sheet
+
+    if args.count <= 0:
+        raise ValueError("--count must be at least 1")
+    out = write_contact_sheet(args.dataset, args.out, split=args.split, count=args.count, seed=args.seed,
+                              kind=args.kind, columns=args.columns)
+    print(f"wrote {out}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from datasets import DatasetDict
+
+    from ..imagecorpus.readers import read_user_data
+
+    dataset, problems = read_user_data(args.path, format=args.format, image_dir=args.image_dir, on_error=args.on_error)
+    for problem in problems:
+        print(f"skipped {problem}")
+    DatasetDict({args.split: dataset}).save_to_disk(str(args.out))
+    print(f"wrote {args.out}: {len(dataset):,} records" + (f", {len(problems)} skipped" if problems else ""))
+    return 0
+
+
+def _tesseract(args: argparse.Namespace) -> int:
+    import json
+
+    from datasets import load_from_disk
+
+    from ..imagecorpus.tesseract import run_tesseract_baseline
+
+    if not args.dataset.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {args.dataset}")
+    dataset = load_from_disk(str(args.dataset))
+    if args.split not in dataset:
+        raise ValueError(f"split {args.split!r} not in {args.dataset} (has {', '.join(dataset)})")
+    ds = dataset[args.split].filter(lambda k: k in args.kind, input_columns="kind")
+    if len(ds) == 0:
+        raise ValueError(f"no samples of kinds {args.kind} in split {args.split!r}")
+    report = run_tesseract_baseline(ds, limit=args.limit, workers=args.workers)
+    print(report.to_markdown())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..imagecorpus.bench import measure_rendering
+
+    if args.num <= 0:
+        raise ValueError("--num must be at least 1")
+    rows = measure_rendering(args.num, args.seed)
+    baseline = rows[-1].per_second
+    print(f"{'renderer':36s} {'samples':>8s} {'samples/s':>10s} {'vs baseline':>12s}")
+    for row in rows:
+        print(f"{row.name:36s} {row.samples:8d} {row.per_second:10.1f} {row.per_second / baseline:11.2f}x")
+    mean = sum(r.samples for r in rows[:-1]) / sum(r.seconds for r in rows[:-1])
+    print(f"{'ko-hypervl, all kinds (one core)':36s} {sum(r.samples for r in rows[:-1]):8d} {mean:10.1f} "
+          f"{mean / baseline:11.2f}x")
     return 0

@@ -1,0 +1,96 @@
+"""The one row schema every image-text dataset of the project uses, rendered or read from user files.
+
+A row is one image with several question/answer turns in the chat format the tokenizer's chat template
+takes (``messages``: the image part comes first in the first user turn), the task type of every answer
+(``tasks``, aligned with the assistant turns), and free-form ``metadata`` (JSON text: the chart spec,
+the exam item, the source file and line...) from which every answer can be recomputed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+KINDS = ("charts", "exams", "ocr", "tables")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class QA:
+    """One question about an image, its exact answer and its task type (``lookup``, ``max``, ``transcribe``...)."""
+
+    question: str
+    answer: str
+    task: str
+
+
+def features():
+    """The ``datasets.Features`` of a row (built lazily: importing ``datasets`` is slow)."""
+    from datasets import Features, Image as ImageFeature, List, Value
+
+    part = {"type": Value("string"), "text": Value("string")}
+    return Features({
+        "id": Value("string"),
+        "image": ImageFeature(),
+        "kind": Value("string"),
+        "messages": List({"role": Value("string"), "content": List(part)}),
+        "tasks": List(Value("string")),
+        "font": Value("string"),
+        "style": Value("string"),
+        "metadata": Value("string"),
+    })
+
+
+def conversation(qas: list[QA]) -> list[dict]:
+    """Chat messages for ``qas``: the image goes once, before the first question."""
+    if not qas:
+        raise ValueError("a sample needs at least one question")
+    messages = []
+    for i, qa in enumerate(qas):
+        content = [{"type": "image", "text": None}] if i == 0 else []
+        content.append({"type": "text", "text": qa.question})
+        messages.append({"role": "user", "content": content})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": qa.answer}]})
+    return messages
+
+
+def qa_pairs(messages: list[dict]) -> list[tuple[str, str]]:
+    """The (question, answer) text pairs of a conversation, the inverse of ``conversation``."""
+    def text(message: dict) -> str:
+        return "".join(part["text"] or "" for part in message["content"] if part["type"] == "text")
+
+    pairs = []
+    for user, assistant in zip(messages[::2], messages[1::2]):
+        if user["role"] != "user" or assistant["role"] != "assistant":
+            raise ValueError("messages must alternate user and assistant turns")
+        pairs.append((text(user), text(assistant)))
+    return pairs
+
+
+def encode_image(image: Image.Image, *, jpeg_quality: int | None) -> dict:
+    """Image bytes for the ``image`` column: JPEG at ``jpeg_quality``, or lossless PNG when None."""
+    buffer = io.BytesIO()
+    if jpeg_quality is None:
+        image.save(buffer, format="PNG", optimize=False, compress_level=1)
+    else:
+        image.convert("RGB").save(buffer, format="JPEG", quality=jpeg_quality)
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def make_record(*, id: str, image: dict | str, kind: str, qas: list[QA], font: str = "", style: str = "",
+                metadata: dict[str, Any] | None = None) -> dict:
+    """One row. ``image`` is an ``encode_image`` dict or a path to an image file."""
+    return {
+        "id": id,
+        "image": {"bytes": None, "path": str(image)} if not isinstance(image, dict) else image,
+        "kind": kind,
+        "messages": conversation(qas),
+        "tasks": [qa.task for qa in qas],
+        "font": font,
+        "style": style,
+        "metadata": json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True),
+    }
