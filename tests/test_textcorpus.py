@@ -104,8 +104,9 @@ def test_manifest_has_licence_and_attribution_for_every_source():
 
 
 def test_corpus_fits_the_repository_budget():
-    size = sum(p.stat().st_size for p in CORPORA.rglob("*") if p.is_file())
-    assert size < 40 * 2**20
+    # the text corpus proper; fonts and KoBEST under corpora/ have budgets of their own (test_imagecorpus)
+    size = sum(p.stat().st_size for d in ("text", "eval", "licenses") for p in (CORPORA / d).rglob("*") if p.is_file())
+    assert size < 20 * 2**20
 
 
 def test_split_settings_change_the_split_sizes():

@@ -101,10 +101,12 @@ def sample_chart_spec(rng: random.Random, split: str, kind: str | None = None) -
         values = (_shares(rng, len(categories)),)
         series = (measure,)
     else:
+        # a series may not share a name with a category ('농촌' is a region and a series; '2024년' a year)
+        pairs = [p for p in SERIES_PAIRS if not set(p) & (set(domain.words) | set(categories))]
         n_series = 2 if kind in ("grouped_bar", "stacked_bar") else (rng.choice((1, 1, 2)) if kind in ("line", "table") else 1)
-        series = rng.choice(SERIES_PAIRS)[:n_series] if n_series > 1 else (measure,)
+        series = rng.choice(pairs)[:n_series] if n_series > 1 else (measure,)
         if kind == "table" and n_series == 1 and rng.random() < 0.4:
-            series = rng.choice(SERIES_PAIRS)
+            series = rng.choice(pairs)
         values = tuple(_distinct_values(rng, len(categories), low, high) for _ in series)
     title = _title(rng, domain, measure, label, time_axis)
     return ChartSpec(kind, domain.name, title, measure, unit, label, tuple(categories), tuple(series), values)
