@@ -58,6 +58,7 @@ def _register_image_commands(groups: argparse._SubParsersAction) -> None:
     show.add_argument("-n", "--count", type=int, default=12, help="how many samples (default: 12)")
     show.add_argument("--columns", type=int, default=4, help="samples per row (default: 4)")
     show.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    show.add_argument("--cell-width", type=int, default=420, help="width of one sample in pixels (default: 420)")
     show.set_defaults(func=_show)
 
     read = groups.add_parser("import", help="read your own data (LLaVA JSON/JSONL or multiple-choice VQA tables)",
@@ -157,7 +158,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.count <= 0:
         raise ValueError("--count must be at least 1")
     out = write_contact_sheet(args.dataset, args.out, split=args.split, count=args.count, seed=args.seed,
-                              kind=args.kind, columns=args.columns)
+                              kind=args.kind, columns=args.columns, cell_width=args.cell_width)
     print(f"wrote {out}")
     return 0
 

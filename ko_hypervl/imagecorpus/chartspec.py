@@ -81,7 +81,10 @@ def sample_chart_spec(rng: random.Random, split: str, kind: str | None = None) -
     if kind not in (*CHART_KINDS, "table"):
         raise ValueError(f"unknown chart kind {kind!r}; choose from {', '.join((*CHART_KINDS, 'table'))}")
     domain = rng.choice(DOMAINS)
-    measures = [m for m in domain.measures if kind != "line" or not _is_preference(m[0])] or domain.measures
+    measures = [m for m in domain.measures if kind != "line" or not _is_preference(m[0])]
+    if kind == "stacked_bar":   # stacking only makes sense for amounts that add up
+        measures = [m for m in measures if m[1] in ADDITIVE_UNITS]
+    measures = measures or list(domain.measures)
     measure, unit, low, high = rng.choice(measures)
     time_axis = None
     if kind == "line":

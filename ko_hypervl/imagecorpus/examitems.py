@@ -8,7 +8,7 @@ import functools
 import gzip
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,6 +133,8 @@ def math_item(rng: random.Random, n_choices: int) -> ExamItem:
 def chart_item(rng: random.Random, split: str, n_choices: int) -> ExamItem:
     """A chart-reading item: a printed chart under the stem, a question answered from its values."""
     spec = sample_chart_spec(rng, split, rng.choice(("bar", "hbar", "line", "table")))
+    # one series only: the stem names no series, so a second column would make the question ambiguous
+    spec = replace(spec, series=(spec.measure,), values=spec.values[:1])
     values = list(spec.values[0])
     cats = list(spec.categories)
     ask = rng.choice(("max", "min", "value", "difference")) if len(cats) >= n_choices or rng.random() < 0.5 else "value"
@@ -150,11 +152,11 @@ def chart_item(rng: random.Random, split: str, n_choices: int) -> ExamItem:
     if ask == "difference":
         a, b = rng.sample(cats, 2)
         value = abs(spec.value(a) - spec.value(b))
-        stem = f"위 {kind_word}에서 {josa(a, '과', '와')} {b}의 {spec.measure} 차이는?"
+        stem = f"다음 {kind_word}에서 {josa(a, '과', '와')} {b}의 {spec.measure} 차이는?"
     else:
         a = rng.choice(cats)
         value = spec.value(a)
-        stem = f"위 {kind_word}에서 {a}의 {josa(spec.measure, '은', '는')}?"
+        stem = f"다음 {kind_word}에서 {a}의 {josa(spec.measure, '은', '는')}?"
     step = max(1, value // 10 or 1)
     distract = [value + k * step for k in (-3, -2, -1, 1, 2, 3)] + [v for v in values if v != value]
     choices, ans = _choices(rng, value, [v for v in distract if v >= 0], n_choices, lambda v: with_unit(v, spec.unit))
