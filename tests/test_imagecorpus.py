@@ -450,3 +450,27 @@ def test_korean_particles_and_axis():
     assert [josa(w, "과", "와") for w in ("핸드볼", "배", "7")] == ["핸드볼과", "배와", "7과"]
     assert josa("결과", "으로", "로") == "결과로" and josa("원인", "으로", "로") == "원인으로" and josa("서울", "으로", "로") == "서울로"
     assert nice_axis_max(87) == (100, 20) and nice_axis_max(1234) == (1250, 250) and nice_axis_max(9) == (10, 2)
+
+
+def test_cli_tesseract_baseline_on_the_test_split(corpus, tmp_path, capsys):
+    from ko_hypervl.imagecorpus.tesseract import tesseract_available
+
+    if not tesseract_available():
+        pytest.skip("tesseract with the kor language is not installed (apt-get install tesseract-ocr-kor)")
+    report = tmp_path / "baseline.json"
+    assert main(["corpora", "tesseract", str(corpus), "--split", "test", "--limit", "4", "--workers", "1",
+                 "--json", str(report)]) == 0
+    assert "readable" in capsys.readouterr().out
+    assert json.loads(report.read_text())["rows"] == 4
+    assert main(["corpora", "tesseract", str(corpus), "--split", "test", "--kind", "maps"]) == 1
+
+
+def test_cli_import_user_data(tmp_path, capsys):
+    fixtures = REPO / "tests" / "fixtures" / "user_data"
+    out = tmp_path / "mine"
+    assert main(["corpora", "import", str(fixtures / "mc.csv"), "--out", str(out), "--on-error", "skip"]) == 0
+    rows = load_from_disk(str(out))["train"]
+    assert len(rows) >= 1 and set(rows["kind"]) == {"user"}
+    assert "정답: " in qa_pairs(rows[0]["messages"])[0][1]
+    assert main(["corpora", "import", str(fixtures / "llava_bad.jsonl"), "--out", str(tmp_path / "bad")]) == 1
+    assert "llava_bad.jsonl:" in capsys.readouterr().err

@@ -179,18 +179,10 @@ def _import(args: argparse.Namespace) -> int:
 def _tesseract(args: argparse.Namespace) -> int:
     import json
 
-    from datasets import load_from_disk
-
+    from ..imagecorpus.records import load_split
     from ..imagecorpus.tesseract import run_tesseract_baseline
 
-    if not args.dataset.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {args.dataset}")
-    dataset = load_from_disk(str(args.dataset))
-    if args.split not in dataset:
-        raise ValueError(f"split {args.split!r} not in {args.dataset} (has {', '.join(dataset)})")
-    ds = dataset[args.split].filter(lambda k: k in args.kind, input_columns="kind")
-    if len(ds) == 0:
-        raise ValueError(f"no samples of kinds {args.kind} in split {args.split!r}")
+    ds = load_split(args.dataset, args.split, args.kind)
     report = run_tesseract_baseline(ds, limit=args.limit, workers=args.workers)
     print(report.to_markdown())
     if args.json:

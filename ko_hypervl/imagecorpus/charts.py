@@ -251,7 +251,8 @@ def _render_table(c: _Canvas) -> None:
     top = c.header() + c.label_size * 1.4
     header = [spec.category_label, *spec.series]
     rows = [header] + [[cat, *(format_number(v[i]) for v in spec.values)] for i, cat in enumerate(spec.categories)]
-    transpose = rng.random() < 0.3   # categories across the top, as many textbooks print them
+    # categories across the top, as many textbooks print them (only when few, so cells stay legible)
+    transpose = len(spec.categories) <= 4 and rng.random() < 0.3
     if transpose:
         rows = [list(col) for col in zip(*rows)]
     n_rows, n_cols = len(rows), len(rows[0])

@@ -16,6 +16,7 @@ CHART_KINDS = ("bar", "hbar", "grouped_bar", "stacked_bar", "line", "pie")
 TIME_AXES = {"월": MONTHS, "요일": WEEKDAYS, "연도": YEARS, "분기": QUARTERS}
 # measures whose values add up to something meaningful (a sum of prices or temperatures is not asked)
 ADDITIVE_UNITS = ("명", "개", "kg", "권", "대", "회", "시간", "그릇", "잔", "송이", "만 명", "일", "천 톤", "만 원", "톤")
+NON_ADDITIVE_MEASURES = ("가격", "점수", "만족도", "비율", "기온", "무게")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class ChartSpec:
 
     @property
     def additive(self) -> bool:
-        return self.unit in ADDITIVE_UNITS
+        """Whether a sum of the values means something (a total of sales does; a total of prices does not)."""
+        return self.unit in ADDITIVE_UNITS and not any(w in self.measure for w in NON_ADDITIVE_MEASURES)
 
     def value(self, category: str, series: str | None = None) -> int:
         s = self.series.index(series) if series is not None else 0
@@ -83,7 +85,7 @@ def sample_chart_spec(rng: random.Random, split: str, kind: str | None = None) -
     domain = rng.choice(DOMAINS)
     measures = [m for m in domain.measures if kind != "line" or not _is_preference(m[0])]
     if kind == "stacked_bar":   # stacking only makes sense for amounts that add up
-        measures = [m for m in measures if m[1] in ADDITIVE_UNITS]
+        measures = [m for m in measures if m[1] in ADDITIVE_UNITS and not any(w in m[0] for w in NON_ADDITIVE_MEASURES)]
     measures = measures or list(domain.measures)
     measure, unit, low, high = rng.choice(measures)
     time_axis = None

@@ -94,3 +94,23 @@ def make_record(*, id: str, image: dict | str, kind: str, qas: list[QA], font: s
         "style": style,
         "metadata": json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True),
     }
+
+
+def load_split(dataset_dir, split: str, kinds: list[str] | None = None):
+    """One split of a saved dataset (optionally only rows of ``kinds``), with errors that name what is missing."""
+    from pathlib import Path
+
+    from datasets import load_from_disk
+
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {dataset_dir}")
+    dataset = load_from_disk(str(dataset_dir))
+    if split not in dataset:
+        raise ValueError(f"split {split!r} not in {dataset_dir} (has {', '.join(dataset)})")
+    ds = dataset[split]
+    if kinds:
+        ds = ds.filter(lambda k: k in kinds, input_columns="kind")
+    if len(ds) == 0:
+        raise ValueError(f"no samples{' of kind ' + ', '.join(kinds) if kinds else ''} in split {split!r} of {dataset_dir}")
+    return ds

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from . import draw as d
 from .fonts import load_font_catalog, scaled
-from .records import qa_pairs
+from .records import load_split, qa_pairs
 
 CELL_WIDTH, TEXT_H = 420, 150
 
@@ -52,21 +52,9 @@ def write_contact_sheet(dataset_dir: Path | str, out: Path | str | None = None, 
                         count: int = 12, seed: int = 0, kind: str | None = None, columns: int = 4,
                         cell_width: int = CELL_WIDTH) -> Path:
     """Pick ``count`` random rows of ``split`` (optionally of one ``kind``) and save their contact sheet."""
-    from datasets import load_from_disk
-
-    dataset_dir = Path(dataset_dir)
-    if not dataset_dir.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {dataset_dir}")
-    dataset = load_from_disk(str(dataset_dir))
-    if split not in dataset:
-        raise ValueError(f"split {split!r} not in {dataset_dir} (has {', '.join(dataset)})")
-    ds = dataset[split]
-    if kind:
-        ds = ds.filter(lambda k: k == kind, input_columns="kind")
-    if len(ds) == 0:
-        raise ValueError(f"no samples of kind {kind!r} in split {split!r}")
+    ds = load_split(dataset_dir, split, [kind] if kind else None)
     picks = random.Random(seed).sample(range(len(ds)), min(count, len(ds)))
     sheet = contact_sheet([ds[i] for i in picks], columns=columns, cell_width=cell_width)
-    out = Path(out) if out else dataset_dir / f"contact_sheet_{split}.png"
+    out = Path(out) if out else Path(dataset_dir) / f"contact_sheet_{split}.png"
     sheet.save(out)
     return out
