@@ -89,7 +89,7 @@ def fill_box(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], 
             ax, ay = max(a[0], x0), y1 - (max(a[0], x0) - a[0])
             bx, by = min(b[0], x1), y0 + (b[0] - min(b[0], x1))
             if bx > ax:
-                line(draw, (ax, ay), (bx, by), look, rng, color, 2) if look.hand else draw.line([(ax, ay), (bx, by)], fill=color, width=2)
+                line(draw, (ax, ay), (bx, by), look, rng, color, 2)
             x += gap
     rectangle(draw, (x0, y0, x1, y1), look, rng, color if look.fill != "outline" else look.ink)
 

@@ -4,6 +4,7 @@ sometimes a student's pencil marks."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -101,7 +102,6 @@ def _pencil_mark(draw: ImageDraw.ImageDraw, box: tuple, size: int, rng: random.R
     ink = rng.choice(HAND_INKS)
     x0, y0 = box[0] - 5, box[1] - 4
     x1, y1 = box[0] + size * 1.05 + 5, box[3] + 2
-    import math
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
     start = rng.uniform(0, math.tau)
     points = [(cx + rx * math.cos(start + t) * rng.uniform(0.95, 1.08), cy + ry * math.sin(start + t) * rng.uniform(0.95, 1.08))

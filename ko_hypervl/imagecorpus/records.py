@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -98,8 +99,6 @@ def make_record(*, id: str, image: dict | str, kind: str, qas: list[QA], font: s
 
 def load_split(dataset_dir, split: str, kinds: list[str] | None = None):
     """One split of a saved dataset (optionally only rows of ``kinds``), with errors that name what is missing."""
-    from pathlib import Path
-
     from datasets import load_from_disk
 
     dataset_dir = Path(dataset_dir)
