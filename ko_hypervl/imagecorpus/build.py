@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..settings import setting
-from ..textcorpus.clean import stable_fraction
+from ..textcorpus.load import SplitSettings, split_of
 from .charts import render_chart
 from .chartspec import CHART_KINDS, sample_chart_spec
 from .exams import exam_questions, render_exam_page
@@ -26,7 +26,7 @@ from .look import sample_look
 from .ocr import corpus_lines, ocr_questions, pick_text, render_ocr
 from .paper import capture
 from .questions import chart_questions
-from .records import KINDS, SPLITS, QA, encode_image, features, make_record
+from .records import KINDS, SPLITS, encode_image, features, make_record
 
 log = logging.getLogger(__name__)
 BUILD_INFO = "ko_hypervl_build.json"
@@ -63,8 +63,8 @@ class ImageCorpusSettings:
 
 
 def split_of_sample(seed: int, kind: str, index: int, validation: float, test: float) -> str:
-    x = stable_fraction(f"image-sample/{seed}/{kind}/{index}")
-    return "test" if x < test else "validation" if x < test + validation else "train"
+    """The split of sample ``index``: the text corpus' stable-hash rule, keyed by seed, kind and index."""
+    return split_of(f"image-sample/{seed}/{kind}", str(index), SplitSettings(validation, test))
 
 
 def _capture_mode(rng: random.Random, hand: bool) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-from PIL import Image, ImageDraw
+from PIL import ImageDraw
 
 from .fonts import scaled
 from .look import Look
@@ -133,11 +133,6 @@ def text(draw: ImageDraw.ImageDraw, xy: Point, s: str, size: int, look: Look, rn
         draw.text((cx + rng.gauss(0, size * 0.02), top + dy), ch, font=f, fill=color)
         cx += f.getlength(ch) * rng.uniform(0.96, 1.06)
     return (x0, top, cx, top + ascent + descent)
-
-
-def blank(width: int, height: int, color) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    image = Image.new("RGB", (width, height), color)
-    return image, ImageDraw.Draw(image)
 
 
 def wrap(s: str, font_path, size: int, width: float) -> list[str]:

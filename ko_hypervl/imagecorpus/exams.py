@@ -14,14 +14,13 @@ from . import draw as d
 from .charts import render_chart
 from .examitems import ExamItem, chart_of, choice_label, sample_exam_item
 from .fonts import faces_for
-from .look import HAND_INKS, Look
+from .look import HAND_INKS, Look, styles_for
 from .paper import make_paper
 from .records import QA
 
 SUBJECTS = ("국어", "수학", "사회", "과학", "영어", "한국사", "도덕", "기술·가정")
-EXAM_PAPERS = ("white", "panel", "textbook")
 # exam papers are printed in black ink: series are told apart by shades of grey
-GREYS = ((40, 40, 40), (150, 150, 150), (95, 95, 95), (200, 200, 200), (70, 70, 70), (120, 120, 120), (175, 175, 175))   # reuse the printed paper kinds; test holds out printed-textbook
+GREYS = ((40, 40, 40), (150, 150, 150), (95, 95, 95), (200, 200, 200), (70, 70, 70), (120, 120, 120), (175, 175, 175))
 
 
 @dataclass(frozen=True)
@@ -113,10 +112,11 @@ def render_exam_page(rng: random.Random, split: str, font_dir=None) -> tuple[Ima
     """An exam page of ``split`` (fonts, paper style and chart words held out as the split says).
 
     Returns the page, its items (numbered from ``meta['first_number']``) and the layout/marks metadata."""
-    layout = ExamLayout(rng.choice(("ged", "csat")), rng.choice((1, 1, 2)), 0)
-    layout = ExamLayout(layout.exam, layout.columns, 4 if layout.exam == "ged" else 5)
+    exam, columns = rng.choice(("ged", "csat")), rng.choice((1, 1, 2))
+    layout = ExamLayout(exam, columns, 4 if exam == "ged" else 5)
     face = rng.choice(faces_for(split, "printed", font_dir))
-    paper = rng.choice([p for p in EXAM_PAPERS if (f"printed-{p}" == "printed-textbook") == (split == "test")])
+    # exam pages use the printed paper styles, held out as every printed look is
+    paper = rng.choice(styles_for(split, hand=False)).split("-", 1)[1]
     look = Look(False, face, paper, (20, 20, 20), GREYS, 0.0, 1, "solid")
     width = 1000 if layout.columns == 2 else rng.randint(760, 880)
     height = int(width * rng.uniform(1.3, 1.42))
