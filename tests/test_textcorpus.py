@@ -4,7 +4,6 @@ import gzip
 import json
 import shutil
 import unicodedata
-from pathlib import Path
 
 import pytest
 

@@ -1,12 +1,8 @@
 """`ko-hypervl tokenizer eval`: one table, ours beside the baselines, and a bar chart."""
 
-from pathlib import Path
-
-import pytest
-
 from ko_hypervl.cli import main
 from ko_hypervl.tokenization.baselines import HFTokenizerAdapter
-from ko_hypervl.tokenization.evaluate import EvalText, TokenizerEvalSettings, format_table, score
+from ko_hypervl.tokenization.evaluate import EvalText, format_table, score
 from ko_hypervl.tokenization.hf import load_tokenizer
 
 LINES = [
