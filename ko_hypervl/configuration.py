@@ -1,13 +1,128 @@
-"""The model configuration registered with transformers' Auto classes.
+"""Model configurations, registered with transformers' Auto classes.
 
-The vision/text sub-configurations arrive with the model (issue #5); the class exists from the start
-so the tokenizer can be registered with ``AutoTokenizer`` under the project's ``model_type``.
+``KoHyperVLConfig`` nests three sub-configurations, as idefics3/smolvlm do:
+
+- ``vision_config``: the large vision branch (``high`` mode, the DCL teacher),
+- ``small_vision_config``: the small vision branch (``low`` mode, the DCL student),
+- ``text_config``: the shared causal language model.
+
+Each sub-config may be any transformers config whose model builds with ``AutoModel`` (vision: e.g.
+``siglip_vision_model``) or ``AutoModelForCausalLM`` (text: ``llama``, ``qwen2``, ``qwen3``), or the
+built-in ``ko_vit`` below. The tile a branch encodes is its vision config's ``image_size``.
 """
 
 from __future__ import annotations
 
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# VRC scales: the share of the full-resolution side lengths an image is resized to before tiling.
+DEFAULT_VRC_SCALES = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
 
 
-class KoHyperVLConfig(PretrainedConfig):
+class KoViTConfig(PreTrainedConfig):
+    """The built-in ViT: pre-norm transformer over non-overlapping patches, no class token."""
+
+    model_type = "ko_vit"
+    base_config_key = "vision_config"
+
+    hidden_size: int = 192
+    intermediate_size: int = 768
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 3
+    num_channels: int = 3
+    image_size: int = 224
+    patch_size: int = 14
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+
+
+AutoConfig.register(KoViTConfig.model_type, KoViTConfig, exist_ok=True)
+
+
+class KoHyperVLConfig(PreTrainedConfig):
+    """Two vision branches, one language model, the projectors and the visual resolution compressor."""
+
     model_type = "ko_hypervl"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="ko_vit"),
+        "small_vision_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="ko_vit",
+            init_kwargs={"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 2},
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    small_vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    # pixel shuffle folds factor×factor neighbouring patches into one token (SmolVLM's ``scale_factor``)
+    pixel_shuffle_factor: int = 2
+    small_pixel_shuffle_factor: int = 2
+    image_token_id: int = 8
+    # tiles are encoded this many at a time so peak memory does not grow with the image
+    vision_chunk_size: int = 4
+    # VRC: a small CNN on a ``vrc_image_size`` thumbnail picks one of ``vrc_scales``
+    vrc_scales: list[float] | None = None
+    vrc_image_size: int = 128
+    vrc_channels: int = 32
+    use_cache: bool = True
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.vrc_scales is None:
+            self.vrc_scales = list(DEFAULT_VRC_SCALES)
+        super().__post_init__(**kwargs)
+        scales = [float(s) for s in self.vrc_scales]
+        if not scales or sorted(scales) != scales or not (0 < scales[0] and scales[-1] == 1.0):
+            raise ValueError(f"vrc_scales must be increasing, in (0, 1] and end at 1.0; got {self.vrc_scales}")
+        self.vrc_scales = scales
+        for name in ("pixel_shuffle_factor", "small_pixel_shuffle_factor"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1")
+
+    def branch_config(self, branch: str) -> PreTrainedConfig:
+        """The vision config of ``branch`` ('large' or 'small')."""
+        return {"large": self.vision_config, "small": self.small_vision_config}[check_branch(branch)]
+
+    def branch_shuffle_factor(self, branch: str) -> int:
+        return {"large": self.pixel_shuffle_factor, "small": self.small_pixel_shuffle_factor}[check_branch(branch)]
+
+    def tokens_per_tile(self, branch: str) -> int:
+        """Visual tokens one tile becomes: (tile / patch / shuffle)²."""
+        vision = self.branch_config(branch)
+        side = _as_int(vision.image_size) // _as_int(vision.patch_size)
+        factor = self.branch_shuffle_factor(branch)
+        if side % factor:
+            raise ValueError(f"{branch} branch: {side} patches per side is not divisible by pixel shuffle {factor}")
+        return (side // factor) ** 2
+
+
+BRANCHES = ("large", "small")
+
+
+def check_branch(branch: str) -> str:
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown vision branch {branch!r}; choose 'large' or 'small'")
+    return branch
+
+
+def _as_int(value) -> int:
+    # some vision configs store image_size/patch_size as (h, w); tiles here are square
+    if isinstance(value, (list, tuple)):
+        if value[0] != value[-1]:
+            raise ValueError(f"non-square tile or patch size {value} is not supported")
+        return int(value[0])
+    return int(value)
+
+
+def tile_size(config: PreTrainedConfig) -> int:
+    """The side length in pixels of the square tile a vision config encodes."""
+    return _as_int(config.image_size)
+
+
+def patch_size(config: PreTrainedConfig) -> int:
+    return _as_int(config.patch_size)
+
+
+AutoConfig.register(KoHyperVLConfig.model_type, KoHyperVLConfig, exist_ok=True)

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .. import __version__
-from . import corpora, planned, tokenizer
+from . import corpora, model, planned, tokenizer
 
 DESCRIPTION = """\
 ko-hypervl: 한국어 우선 소형 비전-언어 모델 툴킷 (Korean-first small vision-language model toolkit).
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     corpora.register(commands)
     tokenizer.register(commands)
+    model.register(commands)
     planned.register(commands)
     return parser
 

@@ -10,7 +10,6 @@ import argparse
 import sys
 
 PLANNED = {
-    "ask": ("ask the model a question about an image", 5),
     "train": ("run a training stage or the whole pipeline (LM, alignment, SFT, DCL, VRC, LoRA)", 6),
     "eval": ("evaluate a checkpoint on the held-out test splits and write its model card", 6),
     "demo": ("start the Gradio demo in the browser", 8),

@@ -1,0 +1,67 @@
+"""Self-contained checkpoint folders: weights (safetensors), config, generation config, tokenizer, processor."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+BUNDLED_MODEL = "ko-hypervl-tiny"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
+
+
+def bundled_model_dir() -> Path:
+    return Path(__file__).resolve().parent / "assets" / "model" / BUNDLED_MODEL
+
+
+def check_checkpoint_dir(path: str | os.PathLike | None) -> Path:
+    """The checkpoint directory, or a FileNotFoundError that says what is missing and how to get one."""
+    directory = Path(path) if path is not None else bundled_model_dir()
+    hint = ("create one with `ko-hypervl model init --out DIR` (random weights) or train one with "
+            "`ko-hypervl train`, then pass --model DIR")
+    if not directory.is_dir():
+        what = "the bundled model is not installed" if path is None else f"model directory not found: {directory}"
+        raise FileNotFoundError(f"{what}; {hint}")
+    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory} is not a complete ko-hypervl checkpoint: missing {', '.join(missing)}; "
+                                f"{hint}")
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt config: {directory / 'config.json'} ({exc})") from None
+    if config.get("model_type") != "ko_hypervl":
+        raise ValueError(f"{directory} holds a {config.get('model_type')!r} model, not a ko-hypervl checkpoint")
+    return directory
+
+
+def save_checkpoint(model, processor, directory: str | os.PathLike) -> Path:
+    """Write model + processor (tokenizer included) to ``directory``; safetensors only."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def load_checkpoint(path: str | os.PathLike | None = None, device: str | None = None,
+                    dtype: torch.dtype | None = None):
+    """``(model, processor)`` from a checkpoint directory (default: the bundled model), in eval mode."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    # the Auto classes know ko_hypervl once the package is imported (``ko_hypervl.model`` and
+    # ``ko_hypervl.processing`` register them), which importing this module has already done
+    directory = check_checkpoint_dir(path)
+    kwargs = {"use_safetensors": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(directory, **kwargs)
+        processor = AutoProcessor.from_pretrained(directory)
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ValueError(f"could not load the checkpoint in {directory}: {exc}") from None
+    if device is not None:
+        model = model.to(device)
+    return model.eval(), processor

@@ -1,0 +1,119 @@
+"""``ko-hypervl ask`` and ``ko-hypervl model``: ask a checkpoint about an image; create, inspect, benchmark models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import add_settings_arguments, setting, settings_from_args
+from .common import add_command_group, add_settings_command
+
+
+@dataclass
+class AskSettings:
+    model: str | None = setting(None, help="checkpoint directory (default: the bundled model)")
+    mode: str = setting("auto", help="auto: VRC picks the scale; high: large branch, full resolution; "
+                                      "low: small branch", choices=("auto", "low", "high"))
+    scale: float | None = setting(None, help="fixed scale in (0, 1] instead of the VRC's choice")
+    max_new_tokens: int = setting(128, help="longest answer in tokens")
+    json: bool = setting(False, help="print one JSON object (answer, VRC decision, timings)")
+    stream: bool = setting(True, help="print the answer while it is generated")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from ..model.build import ModelBuildSettings
+
+    ask = commands.add_parser("ask", help="ask the model a question about an image",
+                              description="Answer a Korean question about an image and show the VRC decision "
+                                          "(scale, tiles, visual tokens, tokens saved) and timings.")
+    ask.add_argument("image", help="image file (PNG, JPEG, WebP, …)")
+    ask.add_argument("question", help="the question, e.g. \"가장 큰 값은?\"")
+    add_settings_arguments(ask, AskSettings)
+    ask.set_defaults(func=_ask)
+
+    sub = add_command_group(commands, "model", "create, inspect and benchmark checkpoints",
+                            "Model checkpoints: build one from parts, show what is inside, run the benchmarks.",
+                            "model commands", "ACTION")
+    init = add_settings_command(sub, "init", "build a new checkpoint from built-in or local parts (untrained)",
+                                "Assemble encoders, projectors, VRC and LM (built-in configs or local transformers "
+                                "checkpoints such as SigLIP, Qwen2/3, Llama) and save a self-contained folder.",
+                                ModelBuildSettings, _init)
+    init.add_argument("--out", type=Path, required=True, help="output checkpoint directory")
+    info = sub.add_parser("info", help="parameters, branches and visual tokens of a checkpoint")
+    info.add_argument("model", nargs="?", default=None, help="checkpoint directory (default: the bundled model)")
+    info.set_defaults(func=_info)
+
+    from ..model.bench import ModelBenchSettings
+
+    add_settings_command(sub, "bench", "memory, visual tokens, prefill and KV-cache benchmarks",
+                         "Measure the model-issue targets side by side with their baselines in one run.",
+                         ModelBenchSettings, _bench)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from ..inference import Answer, load
+
+    settings = settings_from_args(AskSettings, args)
+    vlm = load(settings.model)
+    answer = None
+    for piece in vlm.stream(args.image, args.question, mode=settings.mode, scale=settings.scale,
+                            max_new_tokens=settings.max_new_tokens):
+        if isinstance(piece, Answer):
+            answer = piece
+        elif settings.stream and not settings.json:
+            print(piece, end="", flush=True)
+    if settings.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if not settings.stream:
+        print(answer.text, end="")
+    print()
+    for d in answer.decisions:
+        print(f"[VRC] mode={d.mode} branch={d.branch} scale={d.scale:g} ({d.chosen_by}) "
+              f"{d.width}×{d.height} → {d.resized_width}×{d.resized_height}, tiles {d.rows}×{d.cols}, "
+              f"visual tokens {d.visual_tokens} / full {d.full_visual_tokens} (saved {d.tokens_saved})",
+              file=sys.stderr)
+    print(f"[time] first token {answer.time_to_first_token_s * 1000:.0f} ms, {answer.tokens_per_s:.1f} tokens/s, "
+          f"{answer.new_tokens} tokens", file=sys.stderr)
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ..checkpoint import save_checkpoint
+    from ..model.build import ModelBuildSettings, build_model
+
+    settings = settings_from_args(ModelBuildSettings, args)
+    model, processor = build_model(settings)
+    out = save_checkpoint(model, processor, args.out)
+    print(f"saved an untrained checkpoint ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) "
+          f"to {out}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_checkpoint
+
+    model, processor = load_checkpoint(args.model)
+    config = model.config
+    rows = [("language model", model.language_model), ("large encoder", model.vision_model),
+            ("small encoder", model.small_vision_model), ("projectors", [model.projector, model.small_projector]),
+            ("VRC", model.vrc)]
+    for name, modules in rows:
+        modules = modules if isinstance(modules, list) else [modules]
+        count = sum(p.numel() for m in modules for p in m.parameters())
+        print(f"{name:15s} {count / 1e6:8.2f} M  {type(modules[0]).__name__}")
+    ip = processor.image_processor
+    for branch in ("large", "small"):
+        print(f"{branch} branch: {ip.tile_sizes[branch]} px tiles, {ip.tokens_per_tile[branch]} visual tokens per tile")
+    print(f"max tiles {ip.max_tiles}, VRC scales {config.vrc_scales}, vocabulary {len(processor.tokenizer):,}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..model.bench import ModelBenchSettings, run_benchmarks
+
+    run_benchmarks(settings_from_args(ModelBenchSettings, args))
+    return 0

@@ -1,0 +1,213 @@
+"""The one-call application API: ``ko_hypervl.load(path).ask(image, "질문")``.
+
+It runs the method end to end: the VRC (``auto``) or a fixed scale picks the resolution, the processor
+tiles the image for the chosen branch, the model generates with its KV cache, and every answer comes
+back with its resolution decision (scale, tiles, visual tokens, tokens saved versus full resolution)
+and its timings (time to first token, tokens/s).
+
+Modes: ``auto`` = large branch at the VRC's scale; ``high`` = large branch at full resolution;
+``low`` = small branch (fewer visual tokens per tile, smaller encoder) at full resolution. An explicit
+``scale`` overrides the VRC in any mode.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from .processing.tiling import TilePlan
+
+MODES = ("auto", "low", "high")
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class VRCDecision:
+    mode: str
+    branch: str
+    scale: float
+    chosen_by: str          # "vrc" or "fixed"
+    width: int
+    height: int
+    resized_width: int
+    resized_height: int
+    rows: int
+    cols: int
+    visual_tokens: int
+    full_visual_tokens: int  # the same branch at scale 1.0
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.full_visual_tokens - self.visual_tokens
+
+    def to_dict(self) -> dict:
+        saved = self.tokens_saved
+        return {**asdict(self), "tiles": self.rows * self.cols, "tokens_saved": saved,
+                "tokens_saved_ratio": round(saved / self.full_visual_tokens, 4) if self.full_visual_tokens else 0.0}
+
+
+@dataclass
+class Answer:
+    text: str
+    decisions: list[VRCDecision]
+    prompt_tokens: int
+    new_tokens: int
+    time_to_first_token_s: float
+    tokens_per_s: float
+    total_s: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def visual_tokens(self) -> int:
+        return sum(d.visual_tokens for d in self.decisions)
+
+    def to_dict(self) -> dict:
+        return {"answer": self.text, "vrc": [d.to_dict() for d in self.decisions], "prompt_tokens": self.prompt_tokens,
+                "visual_tokens": self.visual_tokens, "new_tokens": self.new_tokens,
+                "time_to_first_token_s": round(self.time_to_first_token_s, 4),
+                "tokens_per_s": round(self.tokens_per_s, 2), "total_s": round(self.total_s, 4), **self.extra}
+
+
+class _TimedStreamer(BaseStreamer):
+    """Receives tokens from ``generate``; queues decoded text pieces and records when tokens arrive."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.token_ids: list[int] = []
+        self.token_times: list[float] = []
+        self.text_queue: queue.Queue = queue.Queue()
+        self._emitted = ""
+        self._prompt_seen = False
+
+    def put(self, value):
+        if not self._prompt_seen:  # generate first pushes the prompt
+            self._prompt_seen = True
+            return
+        ids = value.reshape(-1).tolist()
+        self.token_times.extend([time.perf_counter()] * len(ids))
+        self.token_ids.extend(ids)
+        text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a Hangul syllable split across byte tokens: wait for the rest
+            return
+        if text.startswith(self._emitted) and len(text) > len(self._emitted):
+            self.text_queue.put(text[len(self._emitted):])
+            self._emitted = text
+
+    def end(self):
+        text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
+        if text.startswith(self._emitted) and len(text) > len(self._emitted):
+            self.text_queue.put(text[len(self._emitted):])
+        self.text_queue.put(None)
+
+
+class KoHyperVL:
+    """A loaded model + processor, ready to answer questions about images."""
+
+    def __init__(self, model, processor):
+        self.model = model.eval()
+        self.processor = processor
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str | None = None,
+             dtype: torch.dtype | None = None) -> "KoHyperVL":
+        from .checkpoint import load_checkpoint
+
+        model, processor = load_checkpoint(path, device=device, dtype=dtype)
+        return cls(model, processor)
+
+    @property
+    def image_processor(self):
+        return self.processor.image_processor
+
+    def decide(self, images: list, mode: str = "auto", scale: float | None = None) -> list[VRCDecision]:
+        """The branch and scale each image gets in ``mode``, with the visual-token accounting."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        branch = "small" if mode == "low" else "large"
+        if scale is not None:
+            scales, chosen_by = [float(scale)] * len(images), "fixed"
+        elif mode == "auto" and images:
+            vrc = self.image_processor.vrc_inputs(images)
+            scales, chosen_by = self.model.predict_scales(vrc["vrc_pixel_values"], vrc["vrc_image_sizes"]), "vrc"
+        else:
+            scales, chosen_by = [1.0] * len(images), "fixed"
+        decisions = []
+        for image, s in zip(images, scales):
+            plan: TilePlan = self.image_processor.plan(image, branch, s)
+            full = self.image_processor.plan(image, branch, 1.0)
+            decisions.append(VRCDecision(mode, branch, s, chosen_by, plan.width, plan.height, plan.resized_width,
+                                         plan.resized_height, plan.rows, plan.cols, plan.visual_tokens,
+                                         full.visual_tokens))
+        return decisions
+
+    def prepare(self, images, question: str, mode: str = "auto", scale: float | None = None,
+                history: list[dict] | None = None):
+        """Processor inputs and VRC decisions for one question about ``images`` (one image or a list)."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("the question is empty; ask something about the image (질문을 입력하세요)")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS} "
+                             f"(질문이 너무 깁니다)")
+        if "<image>" in question:
+            raise ValueError("the question contains the reserved placeholder '<image>'; remove it")
+        images = [] if images is None else (list(images) if isinstance(images, (list, tuple)) else [images])
+        loaded = [self.image_processor.load(image) for image in images]
+        decisions = self.decide(loaded, mode, scale)
+        content = [{"type": "image"} for _ in loaded] + [{"type": "text", "text": question}]
+        messages = list(history or []) + [{"role": "user", "content": content}]
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(images=loaded or None, text=prompt, branch=decisions[0].branch if decisions else "large",
+                                scales=[d.scale for d in decisions] or None)
+        return inputs.to(self.model.device), decisions
+
+    def stream(self, images, question: str, mode: str = "auto", scale: float | None = None,
+               max_new_tokens: int = 128, history: list[dict] | None = None) -> Iterator[str | Answer]:
+        """Yields the answer as text pieces while it is generated, then the finished ``Answer``."""
+        start = time.perf_counter()
+        inputs, decisions = self.prepare(images, question, mode, scale, history)
+        streamer = _TimedStreamer(self.processor.tokenizer)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, do_sample=False)
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+                streamer.text_queue.put(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        pieces = []
+        while (piece := streamer.text_queue.get()) is not None:
+            pieces.append(piece)
+            yield piece
+        thread.join()
+        if errors:
+            raise errors[0]
+        end = time.perf_counter()
+        times = streamer.token_times
+        first = times[0] - start if times else end - start
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        yield Answer("".join(pieces).strip(), decisions, int(inputs["input_ids"].shape[-1]), len(times), first, rate,
+                     end - start)
+
+    def ask(self, images, question: str, mode: str = "auto", scale: float | None = None, max_new_tokens: int = 128,
+            history: list[dict] | None = None) -> Answer:
+        """The answer to ``question`` about ``images``, with its VRC decision and timings."""
+        *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history)
+        return answer
+
+
+def load(path: str | os.PathLike | Path | None = None, device: str | None = None,
+         dtype: torch.dtype | None = None) -> KoHyperVL:
+    """Load a checkpoint directory (default: the bundled model) for ``ask``/``stream``."""
+    return KoHyperVL.load(path, device=device, dtype=dtype)

@@ -1,0 +1,208 @@
+"""KoHyperVLForConditionalGeneration: two vision branches and a VRC in front of one causal LM.
+
+The model only sees tensors (``input_ids``, ``attention_mask``, ``pixel_values``, ``image_grid``,
+``labels``, ``past_key_values``), so ``generate``, ``peft`` and the Auto classes work as for any
+transformers model. Visual tokens are written over the ``<image>`` positions of the token embeddings
+(idefics3's masked merge). ``branch`` picks the encoder + projector pair that made ``pixel_values``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM, AutoModelForImageTextToText, GenerationMixin, PreTrainedModel,
+)
+from transformers.cache_utils import Cache
+from transformers.utils import ModelOutput
+
+from ..configuration import KoHyperVLConfig, check_branch
+from .projector import PixelShuffleProjector
+from .vision import build_vision_encoder
+from .vrc import VisualResolutionCompressor, choose_scales
+
+
+@dataclass
+class KoHyperVLOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    image_hidden_states: torch.Tensor | None = None
+
+
+class KoHyperVLPreTrainedModel(PreTrainedModel):
+    config_class = KoHyperVLConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False
+
+    def _init_weights(self, module):
+        # the encoders and the LM initialise themselves (their own post_init); this covers projectors and the VRC
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixin):
+    def __init__(self, config: KoHyperVLConfig):
+        super().__init__(config)
+        text_hidden = config.text_config.hidden_size
+        self.vision_model = build_vision_encoder(config.vision_config)
+        self.small_vision_model = build_vision_encoder(config.small_vision_config)
+        self.projector = PixelShuffleProjector(config.vision_config.hidden_size, text_hidden,
+                                               config.pixel_shuffle_factor)
+        self.small_projector = PixelShuffleProjector(config.small_vision_config.hidden_size, text_hidden,
+                                                     config.small_pixel_shuffle_factor)
+        self.vrc = VisualResolutionCompressor(len(config.vrc_scales), config.vrc_channels)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    # -- the language model's embeddings, so resize_token_embeddings, peft and generate find them
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value):
+        self.language_model.set_output_embeddings(value)
+
+    def get_decoder(self):
+        return self.language_model.get_decoder()
+
+    # -- vision
+    def vision_branch(self, branch: str) -> tuple[nn.Module, PixelShuffleProjector]:
+        if check_branch(branch) == "large":
+            return self.vision_model, self.projector
+        return self.small_vision_model, self.small_projector
+
+    def get_image_features(self, pixel_values: torch.Tensor, branch: str = "large") -> torch.Tensor:
+        """Visual tokens (crops · tokens_per_tile, hidden) for crops (crops, 3, T, T), ``vision_chunk_size`` at a time.
+
+        Encoding and projecting chunk by chunk keeps the patch features of only one chunk alive, so peak
+        memory does not grow with the number of tiles (the outputs, a few tokens per tile, are small).
+        """
+        encoder, projector = self.vision_branch(branch)
+        if pixel_values.ndim != 4:
+            raise ValueError(f"pixel_values must be (crops, 3, height, width), got {tuple(pixel_values.shape)}")
+        side = self.config.branch_config(branch).image_size
+        if tuple(pixel_values.shape[-2:]) != (side, side):
+            raise ValueError(f"the {branch} branch encodes {side}×{side} tiles but pixel_values are "
+                             f"{tuple(pixel_values.shape[-2:])}; process the images with branch={branch!r}")
+        dtype = next(projector.parameters()).dtype
+        chunks = []
+        for chunk in pixel_values.split(max(1, self.config.vision_chunk_size)):
+            patches = encoder(pixel_values=chunk.to(dtype)).last_hidden_state
+            chunks.append(projector(patches.to(dtype)))
+        return torch.cat(chunks).flatten(0, 1)
+
+    @torch.no_grad()
+    def predict_scales(self, vrc_pixel_values: torch.Tensor, vrc_image_sizes: torch.Tensor) -> list[float]:
+        """The VRC's scale per image (from ``image_processor.vrc_inputs``)."""
+        was_training = self.vrc.training
+        self.vrc.eval()
+        logits = self.vrc(vrc_pixel_values.to(self.device), vrc_image_sizes.to(self.device))
+        self.vrc.train(was_training)
+        return choose_scales(logits, self.config.vrc_scales)
+
+    def merge_image_features(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor,
+                             image_features: torch.Tensor) -> torch.Tensor:
+        mask = input_ids == self.config.image_token_id
+        count = int(mask.sum())
+        if count != image_features.shape[0]:
+            raise ValueError(
+                f"the text has {count} image tokens but the images give {image_features.shape[0]} visual tokens; "
+                "build inputs with the processor, with the same branch and scales for text and images"
+            )
+        return inputs_embeds.masked_scatter(mask.unsqueeze(-1), image_features.to(inputs_embeds.dtype))
+
+    def _check_grid(self, image_grid: torch.Tensor, pixel_values: torch.Tensor) -> None:
+        tiles = image_grid.prod(dim=-1)
+        crops = int((tiles + (tiles > 1).long()).sum())
+        if crops != pixel_values.shape[0]:
+            raise ValueError(f"image_grid describes {crops} crops but pixel_values has {pixel_values.shape[0]}")
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        image_grid: torch.LongTensor | None = None,
+        branch: str = "large",
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> KoHyperVLOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            self._check_ids(input_ids)
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        image_features = None
+        prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+        if pixel_values is not None:
+            if input_ids is None:
+                raise ValueError("pixel_values need input_ids, to find the <image> positions")
+            if image_grid is not None:
+                self._check_grid(image_grid, pixel_values)
+            image_features = self.get_image_features(pixel_values, branch)
+            inputs_embeds = self.merge_image_features(input_ids, inputs_embeds, image_features)
+        elif prefill and input_ids is not None and bool((input_ids == self.config.image_token_id).any()):
+            raise ValueError("the input has <image> tokens but no pixel_values; pass the processor's pixel_values")
+        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
+            # positions count real tokens only, so a left-padded row sees the same positions as when alone
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1]:]
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+            past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep, **kwargs,
+        )
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(outputs.logits, labels)
+        return KoHyperVLOutput(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values,
+                               hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+                               image_hidden_states=image_features)
+
+    def _check_ids(self, input_ids: torch.Tensor) -> None:
+        limit = self.get_input_embeddings().num_embeddings
+        if input_ids.numel() and (int(input_ids.max()) >= limit or int(input_ids.min()) < 0):
+            raise ValueError(f"input_ids hold ids outside the vocabulary (0..{limit - 1}); "
+                             "was the text encoded with this model's tokenizer?")
+        max_positions = getattr(self.config.text_config, "max_position_embeddings", None)
+        if max_positions and input_ids.shape[-1] > max_positions:
+            raise ValueError(f"the input is {input_ids.shape[-1]} tokens but the language model reads at most "
+                             f"{max_positions}; shorten the text or use fewer tiles")
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy over positions whose label is not -100."""
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:].to(logits.device)
+    return nn.functional.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+AutoModelForImageTextToText.register(KoHyperVLConfig, KoHyperVLForConditionalGeneration, exist_ok=True)
