@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from .processing.tiling import TilePlan
@@ -108,6 +109,16 @@ class _TimedStreamer(BaseStreamer):
         self.text_queue.put(None)
 
 
+class _StopWhenSet(StoppingCriteria):
+    """Ends generation once the caller stops reading the stream (a closed browser tab, a client that hung up)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class KoHyperVL:
     """A loaded model + processor, ready to answer questions about images."""
 
@@ -175,11 +186,13 @@ class KoHyperVL:
         inputs, decisions = self.prepare(images, question, mode, scale, history)
         streamer = _TimedStreamer(self.processor.tokenizer)
         errors: list[BaseException] = []
+        stop = threading.Event()
 
         def run():
             try:
                 with torch.inference_mode():
-                    self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, do_sample=False)
+                    self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, do_sample=False,
+                                        stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
                 streamer.text_queue.put(None)
@@ -187,10 +200,13 @@ class KoHyperVL:
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         pieces = []
-        while (piece := streamer.text_queue.get()) is not None:
-            pieces.append(piece)
-            yield piece
-        thread.join()
+        try:
+            while (piece := streamer.text_queue.get()) is not None:
+                pieces.append(piece)
+                yield piece
+        finally:  # also when the caller closes the generator early
+            stop.set()
+            thread.join()
         if errors:
             raise errors[0]
         end = time.perf_counter()

@@ -196,6 +196,8 @@ def test_lora_attach_train_and_merge(built, combo):
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert all(n.startswith("language_model.") for n in lora_target_modules(model))
+    with_projectors = lora_target_modules(model, include_projectors=True)
+    assert {"projector.fc1", "projector.fc2", "small_projector.fc1"} <= set(with_projectors)
     inputs = processor(images=[_chart()], text=_prompt(processor) + "5<|end|>")
     optimizer = torch.optim.SGD([p for p in peft_model.parameters() if p.requires_grad], lr=0.5)
     for _ in range(2):
@@ -283,6 +285,28 @@ def test_stream_and_ask_return_the_answer_with_decision_and_timings(built):
     data = answer.to_dict()
     assert data["vrc"][0]["mode"] == "high" and data["visual_tokens"] == answer.decisions[0].visual_tokens
     assert json.loads(json.dumps(data, ensure_ascii=False)) == data
+
+
+def test_closing_the_stream_early_stops_generation(built, monkeypatch):
+    import copy
+
+    import ko_hypervl.inference as inference
+
+    model, processor = built["builtin"]
+    model = copy.deepcopy(model)
+    model.generation_config.eos_token_id = None  # nothing but the stop flag or max_new_tokens ends it
+    seen = []
+
+    class CountingStreamer(inference._TimedStreamer):
+        def put(self, value):
+            seen.append(value.numel())
+            super().put(value)
+
+    monkeypatch.setattr(inference, "_TimedStreamer", CountingStreamer)
+    stream = KoHyperVL(model, processor).stream(_chart(), "길게 답하세요", mode="low", max_new_tokens=300)
+    next(stream)
+    stream.close()
+    assert len(seen) < 50  # the prompt and a few tokens, not 300
 
 
 # ---- bad input -------------------------------------------------------------------------------------------
