@@ -91,7 +91,7 @@ class KoHyperVLConfig(PreTrainedConfig):
     def tokens_per_tile(self, branch: str) -> int:
         """Visual tokens one tile becomes: (tile / patch / shuffle)²."""
         vision = self.branch_config(branch)
-        side = _as_int(vision.image_size) // _as_int(vision.patch_size)
+        side = tile_size(vision) // patch_size(vision)
         factor = self.branch_shuffle_factor(branch)
         if side % factor:
             raise ValueError(f"{branch} branch: {side} patches per side is not divisible by pixel shuffle {factor}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image, ImageFile, PngImagePlugin
 
-from ko_hypervl.processing.images import DEFAULT_MAX_PIXELS, ImageInputError, image_summary, load_image
+from ko_hypervl.processing.images import DEFAULT_MAX_PIXELS, ImageInputError, load_image
 
 
 def png_bytes(image: Image.Image, **kwargs) -> bytes:
@@ -357,8 +357,3 @@ def test_numpy_uint16_and_float_are_scaled():
 def test_bad_numpy_arrays_are_refused(arr, message):
     with pytest.raises(ImageInputError, match=message):
         load_image(arr)
-
-
-def test_image_summary():
-    assert image_summary(Image.new("L", (7, 3))) == {"width": 7, "height": 3, "mode": "L"}
-    assert image_summary(load_image(np.zeros((3, 7), np.uint8))) == {"width": 7, "height": 3, "mode": "RGB"}

@@ -18,7 +18,7 @@ from transformers import (
 from transformers.cache_utils import Cache
 from transformers.utils import ModelOutput
 
-from ..configuration import KoHyperVLConfig, check_branch
+from ..configuration import KoHyperVLConfig, check_branch, tile_size
 from .projector import PixelShuffleProjector
 from .vision import build_vision_encoder
 from .vrc import VisualResolutionCompressor, choose_scales
@@ -105,7 +105,7 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         encoder, projector = self.vision_branch(branch)
         if pixel_values.ndim != 4:
             raise ValueError(f"pixel_values must be (crops, 3, height, width), got {tuple(pixel_values.shape)}")
-        side = self.config.branch_config(branch).image_size
+        side = tile_size(self.config.branch_config(branch))
         if tuple(pixel_values.shape[-2:]) != (side, side):
             raise ValueError(f"the {branch} branch encodes {side}×{side} tiles but pixel_values are "
                              f"{tuple(pixel_values.shape[-2:])}; process the images with branch={branch!r}")

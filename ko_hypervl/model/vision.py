@@ -1,8 +1,8 @@
-"""The vision encoders: the built-in ViT, and one function that encodes tiles with any encoder.
+"""The vision encoders: the built-in ViT, and building any encoder from its config.
 
 A branch is any transformers vision model whose output ``last_hidden_state`` holds one vector per
-patch (SigLIP, or ``KoViTModel`` here). Tiles go through it in chunks of ``chunk_size`` so the
-activations alive at once are bounded by the chunk, not by the image.
+patch (SigLIP, or ``KoViTModel`` here); ``KoHyperVLForConditionalGeneration.get_image_features``
+runs tiles through it in bounded chunks.
 """
 
 from __future__ import annotations
@@ -82,12 +82,3 @@ AutoModel.register(KoViTConfig, KoViTModel, exist_ok=True)
 def build_vision_encoder(config) -> PreTrainedModel:
     """A vision encoder from its config (``ko_vit``, ``siglip_vision_model``, …)."""
     return AutoModel.from_config(config)
-
-
-def encode_tiles(encoder: nn.Module, pixel_values: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """Patch features (tiles, patches, hidden) of ``pixel_values`` (tiles, 3, T, T), ``chunk_size`` tiles at a time."""
-    if pixel_values.ndim != 4:
-        raise ValueError(f"pixel_values must be (tiles, channels, height, width), got shape {tuple(pixel_values.shape)}")
-    chunk_size = max(1, int(chunk_size))
-    outputs = [encoder(pixel_values=chunk).last_hidden_state for chunk in pixel_values.split(chunk_size)]
-    return torch.cat(outputs) if len(outputs) > 1 else outputs[0]

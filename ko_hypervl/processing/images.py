@@ -38,7 +38,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageInputError", "image_summary", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageInputError", "load_image"]
 
 DEFAULT_MAX_PIXELS = 40_000_000
 _WHITE = (255, 255, 255)
@@ -94,11 +94,6 @@ def load_image(source: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: i
         f"load_image() got {type(source).__name__}; expected a path, bytes, a binary file object, "
         "a PIL image or a numpy array. (지원하지 않는 입력 형식)"
     )
-
-
-def image_summary(img: Image.Image) -> dict:
-    """``{"width", "height", "mode"}`` of an image, for logs."""
-    return {"width": img.width, "height": img.height, "mode": img.mode}
 
 
 @contextlib.contextmanager
