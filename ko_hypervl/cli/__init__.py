@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .. import __version__
-from . import corpora, model, planned, tokenizer
+from . import corpora, evaluation, model, planned, tokenizer, train
 
 DESCRIPTION = """\
 ko-hypervl: 한국어 우선 소형 비전-언어 모델 툴킷 (Korean-first small vision-language model toolkit).
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpora.register(commands)
     tokenizer.register(commands)
     model.register(commands)
+    train.register(commands)
+    evaluation.register(commands)
     planned.register(commands)
     return parser
 

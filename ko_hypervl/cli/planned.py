@@ -10,8 +10,6 @@ import argparse
 import sys
 
 PLANNED = {
-    "train": ("run a training stage or the whole pipeline (LM, alignment, SFT, DCL, VRC, LoRA)", 6),
-    "eval": ("evaluate a checkpoint on the held-out test splits and write its model card", 6),
     "demo": ("start the Gradio demo in the browser", 8),
     "serve": ("serve an OpenAI-compatible /v1/chat/completions API", 8),
 }

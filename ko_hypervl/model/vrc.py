@@ -44,13 +44,19 @@ class VisualResolutionCompressor(nn.Module):
         self.pool_score = nn.Conv2d(4 * c, 1, 1)
         self.head = nn.Sequential(nn.Linear(4 * c + 2, 4 * c), nn.ReLU(inplace=True), nn.Linear(4 * c, num_scales))
 
-    def forward(self, vrc_pixel_values: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_scales) for thumbnails (N, 3, S, S) of images whose full size is ``image_sizes`` (N, 2)."""
+    def pooled_features(self, vrc_pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, C) image features after weighted pooling, the input of the head (with the size features)."""
         x = self.features(self.stem(vrc_pixel_values.to(self.pool_score.weight.dtype)))
         weights = self.pool_score(x).flatten(2).softmax(dim=-1)            # (N, 1, HW)
-        pooled = (x.flatten(2) * weights).sum(dim=-1)                      # (N, C)
+        return (x.flatten(2) * weights).sum(dim=-1)
+
+    def classify(self, pooled: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
         extra = size_features(image_sizes).to(pooled.dtype)
         return self.head(torch.cat([pooled, extra], dim=1))
+
+    def forward(self, vrc_pixel_values: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_scales) for thumbnails (N, 3, S, S) of images whose full size is ``image_sizes`` (N, 2)."""
+        return self.classify(self.pooled_features(vrc_pixel_values), image_sizes)
 
 
 def choose_scales(logits: torch.Tensor, scales: list[float]) -> list[float]:

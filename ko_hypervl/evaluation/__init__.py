@@ -1,0 +1,16 @@
+"""Evaluate a checkpoint on the held-out image test rows in each mode and write its model card.
+
+``evaluate(EvalSettings(model="ckpt"))`` answers every test question in auto/high/low mode, scores exact
+match, OCR CER and exam accuracy, counts visual tokens, times single requests, runs the Tesseract baseline
+on the same rows, and writes ``model_card.md``, ``eval.json``, ``predictions.jsonl`` and plots.
+"""
+
+from .errors import EvalInputError
+from .metrics import chosen_option, exact_match, normalize_answer, transcription_cer
+from .run import EvalReport, EvalSettings, evaluate, run_evaluation
+from .scoring import score_answers
+
+__all__ = [
+    "EvalInputError", "EvalReport", "EvalSettings", "chosen_option", "evaluate", "exact_match", "normalize_answer",
+    "run_evaluation", "score_answers", "transcription_cer",
+]

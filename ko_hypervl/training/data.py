@@ -1,0 +1,149 @@
+"""Training data as tensors: packed text blocks for the LM, and image conversations whose labels are
+the assistant's answers only (the question, the image tokens and the chat markup are never targets)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from ..imagecorpus.records import QA, conversation, qa_pairs
+from ..tokenization import specials
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None = None,
+                     progress: bool = True) -> torch.Tensor:
+    """Documents joined by EOS and cut into ``(blocks, block_size)`` token ids (the last partial block dropped)."""
+    from tqdm.auto import tqdm
+
+    if block_size < 2:
+        raise ValueError(f"the block size must be at least 2 tokens, got {block_size}")
+    ids: list[int] = []
+    batch: list[str] = []
+    texts = list(texts)
+
+    def flush():
+        for encoded in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            ids.extend(encoded)
+            ids.append(tokenizer.eos_token_id)
+        batch.clear()
+
+    for text in tqdm(texts, desc="tokenizing", unit="doc", disable=not progress):
+        if text and text.strip():
+            batch.append(text)
+        if len(batch) == 256:
+            flush()
+            if max_tokens and len(ids) >= max_tokens:
+                break
+    if batch:
+        flush()
+    if max_tokens:
+        ids = ids[:max_tokens]
+    blocks = len(ids) // block_size
+    if blocks == 0:
+        raise ValueError(f"the text gives {len(ids)} tokens, fewer than one block of {block_size}; "
+                         "add text or lower --block-size")
+    return torch.tensor(ids[:blocks * block_size], dtype=torch.long).view(blocks, block_size)
+
+
+def chat_segments(processor, messages: list[dict]) -> list[tuple[str, bool]]:
+    """The chat-template text of a conversation as ``(text, is_answer)`` pieces, in order.
+
+    Each answer piece is the assistant's text alone; the end-of-turn token after it is a target too
+    (it is how the model learns to stop) and is added by the encoder. The pieces concatenate, with
+    ``<|end|>`` after every answer, to exactly ``apply_chat_template(messages)``.
+    """
+    render = processor.apply_chat_template
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for turn in range(0, len(messages), 2):
+        prompt = render(messages[:turn + 1], add_generation_prompt=True, tokenize=False)
+        full = render(messages[:turn + 2], tokenize=False)
+        answer = full[len(prompt):]
+        tail = specials.END + "\n"
+        if not prompt.startswith(done) or not answer.endswith(tail):
+            raise ValueError("the chat template does not render turns as '<|assistant|>\\n' + answer + '<|end|>\\n'")
+        pieces.append((prompt[len(done):], False))
+        pieces.append((answer[:-len(tail)], True))
+        pieces.append(("\n", False))
+        done = full
+    return pieces
+
+
+@dataclass
+class EncodedSample:
+    input_ids: list[int]
+    labels: list[int]
+    pixel_values: torch.Tensor | None
+    image_grid: torch.Tensor | None
+    visual_tokens: int
+
+
+class ConversationEncoder:
+    """One image conversation → ids, answer-only labels and tiles, for a branch and a VRC scale."""
+
+    def __init__(self, processor, max_length: int):
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.max_length = max_length
+        self.end_id = self.tokenizer.convert_tokens_to_ids(specials.END)
+
+    def encode(self, image, messages: list[dict], branch: str, scale: float, sample_id: str = "?") -> EncodedSample:
+        input_ids: list[int] = []
+        labels: list[int] = []
+        pixel_values = image_grid = None
+        visual = 0
+        for text, is_answer in chat_segments(self.processor, messages):
+            if not input_ids and specials.IMAGE in text:
+                batch = self.processor(images=[image], text=text, branch=branch, scales=[scale], padding=False)
+                ids = batch["input_ids"][0].tolist()
+                pixel_values, image_grid = batch["pixel_values"], batch["image_grid"]
+                visual = sum(plan.visual_tokens for plan in batch.tile_plans)
+            else:
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                if is_answer:
+                    ids = ids + [self.end_id]
+            if len(input_ids) + len(ids) > self.max_length:
+                if any(label != IGNORE for label in labels):
+                    # later turns do not fit: train on the ones that do (cut at a turn, never mid-answer)
+                    while labels and labels[-1] == IGNORE:
+                        input_ids.pop(), labels.pop()
+                    break
+                raise ValueError(f"sample {sample_id}: its first question and answer need more than "
+                                 f"{self.max_length} tokens ({visual} visual); raise --max-length or lower the "
+                                 "tiles per image (model init --max-tiles)")
+            input_ids += ids
+            labels += ids if is_answer else [IGNORE] * len(ids)
+        if pixel_values is None:
+            raise ValueError(f"sample {sample_id}: the conversation has no image in its first user turn")
+        return EncodedSample(input_ids, labels, pixel_values, image_grid, visual)
+
+
+def collate(samples: list[EncodedSample], pad_id: int) -> dict:
+    """Right-padded training batch (positions then count real tokens from the left, as at inference)."""
+    length = max(len(s.input_ids) for s in samples)
+    input_ids = torch.full((len(samples), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), length), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        n = len(sample.input_ids)
+        input_ids[row, :n] = torch.tensor(sample.input_ids)
+        labels[row, :n] = torch.tensor(sample.labels)
+        attention_mask[row, :n] = 1
+    return {
+        "input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+        "pixel_values": torch.cat([s.pixel_values for s in samples]),
+        "image_grid": torch.cat([s.image_grid for s in samples]),
+    }
+
+
+def select_turns(messages: list[dict], tasks: list[str], keep: set[str] | None) -> list[dict]:
+    """The conversation with only the turns whose task is in ``keep`` (empty when none is)."""
+    if not keep:
+        return messages
+    kept = [QA(question, answer, task) for (question, answer), task in zip(qa_pairs(messages), tasks) if task in keep]
+    return conversation(kept) if kept else []

@@ -1,0 +1,212 @@
+"""The one training loop every stage runs: accelerate for devices and processes, a fixed global batch,
+token-weighted losses, atomic resumable checkpoints, progress bar and JSONL log.
+
+A stage supplies the data and the loss (see ``stages.Stage``); the loop owns everything else, so resume,
+multi-process equivalence and logging are written and tested once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint, write_json_atomic
+from .memory import OOM_HINT, InsufficientMemoryError, check_fits, is_out_of_memory
+from .runlog import RunLog, plot_loss, read_log
+from .sampling import global_batch, micro_batches, process_share
+from .settings import TrainSettings, learning_rate_at
+
+log = logging.getLogger(__name__)
+CHECKPOINTS = "checkpoints"
+# settings that may change between a kill and the resume without changing the result
+RESUME_FREE = {"progress", "save_every", "keep_checkpoints", "log_every", "threads", "check_memory", "out", "cpu"}
+
+
+@dataclass
+class TrainResult:
+    stage: str
+    steps: int
+    resumed_from: int
+    seconds: float
+    samples_per_second: float
+    tokens_per_second: float
+    target_tokens_per_second: float
+    final_loss: float | None
+    log_file: str
+    loss_plot: str | None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fingerprint(stage, settings: TrainSettings) -> dict:
+    """What must match for a resumed run to continue the same run."""
+    train = {k: v for k, v in asdict(settings).items() if k not in RESUME_FREE}
+    return {"stage": stage.name, "train": train, "stage_settings": stage.describe()}
+
+
+def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict]:
+    # norms, biases and embeddings' 1-d neighbours are not decayed (standard for transformers)
+    decay = [p for _, p in params if p.ndim >= 2]
+    rest = [p for _, p in params if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _make_accelerator(settings: TrainSettings):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=settings.cpu, mixed_precision=settings.precision)
+    launched = int(os.environ.get("WORLD_SIZE") or 1)
+    if launched > 1 and accelerator.num_processes != launched:
+        # torchrun / `accelerate launch --multi_gpu` on a machine without GPUs: accelerate joins CPU processes only
+        # when told to use the CPU; unjoined, each process would train alone and all would write the same --out
+        raise RuntimeError(f"launched as {launched} processes, but accelerate did not join them (it sees "
+                           f"{accelerator.num_processes}); without GPUs, pass --cpu to the train command so the "
+                           "processes train together on the CPU (gloo)")
+    return accelerator
+
+
+def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResult:
+    """Run ``stage`` on ``model`` for ``settings.steps`` steps, resuming from ``settings.out`` if a run is there.
+
+    Returns when the last step is done (the model then holds the trained weights, unwrapped).
+    """
+    accelerator = accelerator or _make_accelerator(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accumulation = settings.accumulation_steps(world)
+    main = accelerator.is_main_process
+    out = Path(settings.out)
+    checkpoints = out / CHECKPOINTS
+    size = stage.dataset_size()
+    if size == 0:
+        raise ValueError(f"stage {stage.name}: the dataset is empty; check --data and the task filter")
+
+    trainable = stage.trainable_parameters(model)
+    if not trainable:
+        raise ValueError(f"stage {stage.name}: no parameter is trainable with these settings")
+    optimizer = torch.optim.AdamW(_param_groups(trainable, settings.weight_decay), lr=settings.learning_rate,
+                                  betas=(0.9, 0.95), eps=1e-8)
+    micro = settings.batch_size // world // accumulation
+    if settings.check_memory:
+        need = stage.estimate_memory(model, [p for _, p in trainable], micro)
+        check_fits(need, accelerator.device)
+
+    start = 0
+    state_extra: dict = {}
+    expected = fingerprint(stage, settings)
+    latest = latest_checkpoint(checkpoints)
+    if latest is not None:
+        state = load_training_checkpoint(latest, model, optimizer)
+        if state.get("fingerprint") != expected:
+            raise ValueError(f"{out} holds a run with other settings ({latest}); resume with the same settings or "
+                             "choose another --out")
+        start, state_extra = state["step"], state.get("counters", {})
+        log.info("resuming %s from step %d (%s)", stage.name, start, latest)
+    elif main and out.exists() and any(out.glob("final*")):
+        log.info("%s: no checkpoint but a final model in %s; training again", stage.name, out)
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    runlog = RunLog(out, start, enabled=main)
+    samples_seen = int(state_extra.get("samples", 0))
+    tokens_seen = int(state_extra.get("tokens", 0))
+    targets_seen = int(state_extra.get("targets", 0))
+    elapsed_before = float(state_extra.get("seconds", 0.0))
+    run_samples = run_tokens = 0
+    started = time.perf_counter()
+    last_loss = None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=settings.steps, initial=start, desc=stage.name, unit="step", disable=not (main and settings.progress))
+    model.train()
+    for step in range(start, settings.steps):
+        lr = learning_rate_at(step, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        indices = process_share(global_batch(settings.seed, step, settings.batch_size, size), rank, world)
+        batches = [stage.make_batch(chunk, step) for chunk in micro_batches(indices, accumulation)]
+        local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches)],
+                             dtype=torch.float64, device=accelerator.device)
+        global_targets, global_tokens = accelerator.reduce(local, "sum").tolist()
+        if global_targets == 0:
+            raise ValueError(f"stage {stage.name}: step {step} has no target tokens (every answer was cut off?)")
+        torch.manual_seed(settings.seed * 7919 + step * 131 + rank)   # dropout: reproducible after resume
+        sums: dict[str, float] = {}
+        try:
+            for i, batch in enumerate(batches):
+                sync = contextlib.nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model)
+                with sync:
+                    loss_sum, parts = stage.loss(model, batch, accelerator.device)
+                    # × world: DDP averages gradients over processes; the loss is a sum over all of them
+                    accelerator.backward(loss_sum * world / global_targets)
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
+        except RuntimeError as exc:
+            if is_out_of_memory(exc):
+                raise InsufficientMemoryError(f"stage {stage.name} ran out of memory at step {step}: {OOM_HINT}") from exc
+            raise
+        params = [p for _, p in trainable]
+        if settings.grad_clip:
+            grad_norm = float(accelerator.clip_grad_norm_(params, settings.grad_clip))
+        else:
+            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        names = sorted(sums)
+        totals = accelerator.reduce(torch.tensor([sums[n] for n in names], dtype=torch.float64,
+                                                 device=accelerator.device), "sum").tolist() if names else []
+        metrics = {name: total / global_targets for name, total in zip(names, totals)}
+        last_loss = metrics.get("loss")
+        samples_seen += settings.batch_size
+        tokens_seen += int(global_tokens)
+        targets_seen += int(global_targets)
+        run_samples += settings.batch_size
+        run_tokens += int(global_tokens)
+        spent = time.perf_counter() - started
+        if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
+            runlog.write({"stage": stage.name, "step": step + 1, **{k: round(v, 5) for k, v in metrics.items()},
+                          "lr": lr, "grad_norm": round(grad_norm, 4), "samples": samples_seen, "tokens": tokens_seen,
+                          "samples_per_s": round(run_samples / spent, 3), "tokens_per_s": round(run_tokens / spent, 1),
+                          "seconds": round(elapsed_before + spent, 2)})
+        bar.update()
+        bar.set_postfix(loss=f"{last_loss:.3f}" if last_loss is not None else "-", lr=f"{lr:.1e}")
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+            accelerator.wait_for_everyone()
+            if main:
+                counters = {"samples": samples_seen, "tokens": tokens_seen, "targets": targets_seen,
+                            "seconds": elapsed_before + spent}
+                save_training_checkpoint(checkpoints, accelerator.unwrap_model(model), optimizer,
+                                         {"step": step + 1, "fingerprint": expected, "counters": counters},
+                                         settings.keep_checkpoints)
+            accelerator.wait_for_everyone()
+    bar.close()
+    total = elapsed_before + time.perf_counter() - started
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    plot = None
+    if main:
+        rows = read_log(runlog.path)
+        plot = plot_loss(rows, out / "loss.png", f"{stage.name} loss")
+        if last_loss is None and rows:
+            last_loss = rows[-1].get("loss")
+    result = TrainResult(
+        # over the whole run, across resumes (the counters travel in the checkpoints)
+        stage=stage.name, steps=settings.steps, resumed_from=start, seconds=round(total, 2),
+        samples_per_second=round(samples_seen / total, 3) if total else 0.0,
+        tokens_per_second=round(tokens_seen / total, 1) if total else 0.0,
+        target_tokens_per_second=round(targets_seen / total, 1) if total else 0.0,
+        final_loss=last_loss, log_file=str(runlog.path), loss_plot=str(plot) if plot else None,
+        extra={"processes": world, "micro_batches_per_step": accumulation},
+    )
+    if main:
+        write_json_atomic(out / "train_result.json", result.to_dict())
+    return result

@@ -1,0 +1,198 @@
+"""The whole recipe, end to end and resumable: model init, image corpus, LM, alignment, instruction tuning,
+DCL, VRC, then one self-contained checkpoint (and, when asked, its evaluation and model card).
+
+Each step writes its output under ``<out>/<step>`` and is skipped when that output is complete, and each
+training stage resumes from its own last checkpoint, so after a kill the same command carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..checkpoint import save_checkpoint
+from ..model.build import ModelBuildSettings, build_model
+from ..settings import setting
+from .checkpointing import write_json_atomic
+from .run import FINAL, SUMMARY, hardware, stage_history, train_lm, train_vision_language
+from .settings import TrainSettings
+from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
+from .vrc import VRCSettings, train_vrc
+
+log = logging.getLogger(__name__)
+STAGES = ("lm", "align", "sft", "dcl", "vrc")
+STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes of one pipeline run: the model, the image corpus, and per stage its loop and stage settings."""
+
+    model: dict
+    images_per_kind: int
+    train: dict                     # per stage: TrainSettings fields
+    stage: dict                     # per stage: its stage settings' fields
+    description: str = ""
+
+
+SMOKE_MODEL = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
+                   small_vit_layers=1, lm_hidden_size=64, lm_layers=2, lm_heads=2, lm_kv_heads=1,
+                   lm_intermediate_size=128, max_positions=1024, max_tiles=6)
+RECIPES = {
+    "smoke": Recipe(
+        model=SMOKE_MODEL, images_per_kind=10,
+        train={"lm": dict(steps=12, batch_size=4, micro_batch_size=4, warmup_steps=2, save_every=6),
+               "align": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
+               "sft": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
+               "dcl": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3)},
+        stage={"lm": dict(block_size=128, max_tokens=40_000), "align": dict(max_length=1024),
+               "sft": dict(max_length=1024), "dcl": dict(max_length=1024),
+               "vrc": dict(max_images=12, fit_steps=20, fit_batch_size=8, tolerances=[0.0, 0.05, 0.2, 1.0])},
+        description="a minutes-long run of every stage on a toy-sized model, for tests and CI",
+    ),
+    "tiny": Recipe(
+        model={}, images_per_kind=600,
+        train={"lm": dict(steps=1500, batch_size=16, micro_batch_size=8, learning_rate=2e-3, warmup_steps=100,
+                          save_every=100),
+               "align": dict(steps=400, batch_size=16, micro_batch_size=8, learning_rate=1e-3, warmup_steps=40,
+                             save_every=50),
+               "sft": dict(steps=1000, batch_size=16, micro_batch_size=8, learning_rate=5e-4, warmup_steps=50,
+                           save_every=50),
+               "dcl": dict(steps=400, batch_size=16, micro_batch_size=8, learning_rate=2e-4, warmup_steps=20,
+                           save_every=50)},
+        stage={"lm": dict(block_size=512), "align": {}, "sft": {}, "dcl": {}, "vrc": dict(max_images=400)},
+        description="the bundled ko-hypervl-tiny: the default built-in model sizes",
+    ),
+}
+
+
+@dataclass
+class PipelineSettings:
+    out: Path = setting(help="run folder; rerun the same command to resume after an interruption")
+    recipe: str = setting("tiny", help="sizes of the run", choices=tuple(RECIPES))
+    smoke: bool = setting(False, help="shorthand for --recipe smoke (every stage in a few minutes)")
+    steps_scale: float = setting(1.0, help="multiply every stage's steps (e.g. 0.1 for a quick look)")
+    images_per_kind: int = setting(0, help="rendered images per kind (0: the recipe's)")
+    data: Path | None = setting(None, help="use this rendered image corpus instead of rendering one")
+    workers: int = setting(2, help="rendering processes")
+    seed: int = setting(0, help="seed of the data, the weights and the data order")
+    evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
+    progress: bool = setting(True, help="show progress bars")
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.smoke:
+            self.recipe = "smoke"
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
+        if self.steps_scale <= 0:
+            raise ValueError("--steps-scale must be positive")
+
+
+def _done(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def _init_model(recipe: Recipe, settings: PipelineSettings) -> Path:
+    target = settings.out / "init"
+    if not _done(target):
+        model, processor = build_model(ModelBuildSettings(**{**recipe.model, "seed": settings.seed}))
+        partial = settings.out / "init.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        save_checkpoint(model, processor, partial)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    return target
+
+
+def _image_corpus(recipe: Recipe, settings: PipelineSettings) -> Path:
+    if settings.data is not None:
+        return settings.data
+    from ..imagecorpus import ImageCorpusSettings, build_image_corpus
+
+    target = settings.out / "data"
+    if not (target / "dataset_dict.json").is_file():   # build_image_corpus replaces the folder only when complete
+        build_image_corpus(ImageCorpusSettings(out=target, num=settings.images_per_kind or recipe.images_per_kind,
+                                               seed=settings.seed, workers=settings.workers, overwrite=True))
+    return target
+
+
+def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
+    values = dict(recipe.train[stage])
+    values["steps"] = max(1, round(values["steps"] * settings.steps_scale))
+    values["save_every"] = min(values.get("save_every", 50), values["steps"])
+    return TrainSettings(out=settings.out / stage, seed=settings.seed, progress=settings.progress, **values)
+
+
+def run_pipeline(settings: PipelineSettings) -> Path:
+    """Run (or resume) every step; returns ``<out>/model``, the self-contained final checkpoint."""
+    from accelerate import PartialState
+
+    # under `accelerate launch` every process runs this; one prepares files, the training stages use all
+    state = PartialState()
+    recipe = RECIPES[settings.recipe]
+    started = time.perf_counter()
+    if state.is_main_process:
+        settings.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(settings.out / "pipeline.json", {"settings": vars(settings), "recipe": vars(recipe)})
+        _init_model(recipe, settings)
+        _image_corpus(recipe, settings)
+    state.wait_for_everyone()
+    model_dir = settings.out / "init"
+    data = settings.data or settings.out / "data"
+    for stage in STAGES:
+        final = settings.out / stage / FINAL
+        if _done(final):
+            log.info("%s: already done (%s)", stage, final)
+        elif stage == "vrc":   # one process: the labelling pass and the predictor are small
+            if state.is_main_process:
+                train_vrc(VRCSettings(out=settings.out / stage, init=model_dir, data=data, seed=settings.seed,
+                                      progress=settings.progress, **recipe.stage["vrc"]))
+            state.wait_for_everyone()
+        elif stage == "lm":
+            train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
+        else:
+            stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
+            train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)
+        model_dir = final
+    if not state.is_main_process:
+        return settings.out / "model"
+    out = settings.out / "model"
+    partial = settings.out / "model.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(model_dir, partial)
+    history = stage_history(model_dir)
+    summary = {"recipe": settings.recipe, "stages": history, "hardware": hardware(),
+               "total_seconds": round(sum(s.get("seconds", 0) for s in history), 1),
+               "this_invocation_seconds": round(time.perf_counter() - started, 1)}
+    (partial / SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(partial, out)
+    (settings.out / "throughput.md").write_text(throughput_table(history), encoding="utf-8")
+    log.info("pipeline done: %s\n%s", out, throughput_table(history))
+    if settings.evaluate:
+        _evaluate(out, settings)
+    return out
+
+
+def throughput_table(history: list[dict]) -> str:
+    lines = ["| stage | steps | seconds | samples/s | tokens/s | target tokens/s | final loss |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in history:
+        loss = s.get("final_loss")
+        lines.append(f"| {s['stage']} | {s['steps']} | {s['seconds']:.0f} | {s['samples_per_second']:.2f} | "
+                     f"{s['tokens_per_second']:.0f} | {s['target_tokens_per_second']:.0f} | "
+                     f"{'' if loss is None else f'{loss:.3f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _evaluate(model_dir: Path, settings: PipelineSettings) -> None:
+    from ..evaluation import EvalSettings, evaluate
+
+    evaluate(EvalSettings(model=str(model_dir), out=settings.out / "eval"), progress=settings.progress)
+

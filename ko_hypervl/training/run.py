@@ -1,0 +1,145 @@
+"""Run one stage from a checkpoint folder to a new self-contained checkpoint folder.
+
+``<out>/final`` is written only when the stage is done (under a temporary name, then renamed), with a
+``training_summary.json`` that carries the history of every stage that led to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
+from ..model.lora import LoraSettings, attach_lora
+from ..settings import setting
+from . import loop
+from .settings import TrainSettings
+from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
+                     VisionLanguageSettings, VisionLanguageStage)
+
+log = logging.getLogger(__name__)
+FINAL = "final"
+SUMMARY = "training_summary.json"
+VISION_LANGUAGE = {"align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
+
+
+def _jsonable(settings) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
+
+
+def hardware() -> dict:
+    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def stage_history(init: Path) -> list[dict]:
+    path = Path(init) / SUMMARY
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("stages", [])
+        except json.JSONDecodeError:
+            log.warning("ignoring unreadable %s", path)
+    return []
+
+
+def write_final(model, processor, out: Path, result: loop.TrainResult, settings: list, init: Path | None,
+                extra: dict | None = None) -> Path:
+    """Save the trained model as ``<out>/final`` atomically, with the stage history."""
+    final = out / FINAL
+    partial = out / f"{FINAL}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    save_checkpoint(model, processor, partial)
+    entry = {**result.to_dict(), "settings": {type(s).__name__: _jsonable(s) for s in settings},
+             "hardware": hardware(), **(extra or {})}
+    history = (stage_history(init) if init else []) + [entry]
+    (partial / SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    return final
+
+
+def _load_for_training(init: Path):
+    check_checkpoint_dir(init)
+    model, processor = load_checkpoint(init, dtype=torch.float32)
+    return model.train(), processor
+
+
+def train_lm(train: TrainSettings, settings: LMSettings) -> Path:
+    """Stage 1: next-token prediction on the Korean text corpus (the language model only)."""
+    model, processor = _load_for_training(settings.init)
+    stage = LanguageModelStage(settings, processor.tokenizer, model.config, progress=train.progress)
+    return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
+
+
+def _vision_language_dataset(settings: VisionLanguageSettings):
+    from ..imagecorpus.records import load_split
+
+    return load_split(settings.data, settings.split, settings.kinds or None)
+
+
+def train_vision_language(name: str, train: TrainSettings, settings: VisionLanguageSettings) -> Path:
+    """Stages 2-4 (align, sft, dcl): image conversations, answers as targets."""
+    model, processor = _load_for_training(settings.init)
+    stage = VisionLanguageStage(name, settings, _vision_language_dataset(settings), processor, train.seed)
+    return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
+
+
+@dataclass
+class LoraDataSettings:
+    data: Path = setting(help="your data: LLaVA-style JSON/JSONL or multiple-choice CSV/TSV/JSON(L)")
+    model: Path | None = setting(None, help="checkpoint to adapt (default: the bundled model)")
+    format: str = setting("auto", help="data layout", choices=("auto", "llava", "multiple_choice"))
+    image_dir: Path | None = setting(None, help="folder the image paths are relative to (default: the data file's)")
+    skip_bad: bool = setting(False, help="skip malformed records (listed in the log) instead of stopping")
+    branch: str = setting("large", help="vision branch to adapt for", choices=("large", "small"))
+    max_length: int = setting(2048, help="longest training sequence in tokens")
+    merge: bool = setting(True, help="also write <out>/final: the adapters merged into a full checkpoint")
+
+
+def train_lora(train: TrainSettings, data: LoraDataSettings, lora: LoraSettings) -> Path:
+    """LoRA fine-tuning on a user's own data; writes ``<out>/adapter`` (peft) and, with merge, ``<out>/final``."""
+    from ..imagecorpus.readers import read_user_data
+
+    result = read_user_data(data.data, format=data.format, image_dir=data.image_dir,
+                            on_error="skip" if data.skip_bad else "stop")
+    for problem in result.problems:
+        log.warning("skipped: %s", problem)
+    if len(result.dataset) == 0:
+        raise ValueError(f"{data.data}: no usable records")
+    model, processor = _load_for_training(data.model)
+    model = attach_lora(model, lora)
+    settings = VisionLanguageSettings(init=data.model or Path("bundled"), data=data.data, branches=data.branch,
+                                      max_length=data.max_length, scale_prob=0.0)
+    stage = LoraStage("lora", settings, result.dataset, processor, train.seed)
+    outcome = loop.train(stage, model, train)
+    adapter = train.out / "adapter"
+    model.save_pretrained(adapter, safe_serialization=True)
+    log.info("LoRA adapter written to %s", adapter)
+    if not data.merge:
+        return adapter
+    merged = model.merge_and_unload()
+    return _finish(outcome, merged, processor, train.out, [train, data, lora], data.model,
+                   extra={"lora": _jsonable(lora), "records": len(result.dataset), "skipped": len(result.problems)})
+
+
+def _finish(result: loop.TrainResult, model, processor, out: Path, settings: list, init, extra=None) -> Path:
+    from accelerate import PartialState
+
+    state = PartialState()
+    final = Path(out) / FINAL
+    if state.is_main_process:
+        final = write_final(model, processor, Path(out), result, settings, init, extra)
+        log.info("%s done in %.0f s (%.2f samples/s, %.0f tokens/s); model in %s", result.stage, result.seconds,
+                 result.samples_per_second, result.tokens_per_second, final)
+    state.wait_for_everyone()
+    return final

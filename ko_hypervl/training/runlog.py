@@ -1,0 +1,69 @@
+"""Training logs: one JSON object per line (``log.jsonl``), and the loss curve drawn from it as a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LOG_FILE = "log.jsonl"
+
+
+class RunLog:
+    """Appends rows to ``log.jsonl``; on resume, rows past the resumed step are dropped first, so a
+    step that is trained again after a kill is logged once."""
+
+    def __init__(self, directory: Path, resume_step: int, enabled: bool = True):
+        self.path = directory / LOG_FILE
+        self.enabled = enabled
+        if enabled:
+            directory.mkdir(parents=True, exist_ok=True)
+            kept = [row for row in read_log(self.path) if row.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a log file; a line cut short by a kill is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def plot_loss(rows: list[dict], out: Path, title: str) -> Path | None:
+    """Training loss per step (with its parts, e.g. each branch and the KL, when logged) as a PNG."""
+    rows = [row for row in rows if "loss" in row]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    steps = [row["step"] for row in rows]
+    ax.plot(steps, [row["loss"] for row in rows], label="loss", linewidth=1.6)
+    parts = sorted({key for row in rows for key in row if key.startswith("loss_")})
+    for key in parts:
+        ax.plot(steps, [row.get(key, float("nan")) for row in rows], label=key[5:], linewidth=1.0, alpha=0.8)
+    validation = [row for row in rows if "val_loss" in row]
+    if validation:
+        ax.plot([r["step"] for r in validation], [r["val_loss"] for r in validation], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,75 @@
+"""The settings every training stage shares: batch, schedule, checkpoints, logging, devices.
+
+The global batch (``batch_size`` samples per optimizer step) is fixed by the settings, not by the
+hardware: each process takes an equal share and accumulates gradients over micro-batches until the
+share is done, so one CPU and eight GPUs make the same update from the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import setting
+
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass
+class TrainSettings:
+    out: Path = setting(help="run folder: checkpoints, logs, loss curve and the final model")
+    steps: int = setting(100, help="optimizer steps")
+    batch_size: int = setting(8, help="global batch: samples per optimizer step, over all processes")
+    micro_batch_size: int = setting(4, help="samples per forward pass on one process (gradients accumulate)")
+    learning_rate: float = setting(1e-3, help="peak learning rate (AdamW)")
+    min_lr_ratio: float = setting(0.1, help="final learning rate as a share of the peak (cosine decay)")
+    warmup_steps: int = setting(10, help="linear warm-up steps")
+    weight_decay: float = setting(0.01, help="AdamW weight decay on matrices (not on norms and biases)")
+    grad_clip: float = setting(1.0, help="clip the gradient norm to this (0: off)")
+    seed: int = setting(0, help="seed of the data order, scale sampling and dropout")
+    save_every: int = setting(50, help="write a resumable checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = setting(2, help="resumable checkpoints kept (older ones are deleted)")
+    log_every: int = setting(1, help="write a log row every N steps")
+    precision: str = setting("no", help="mixed precision through accelerate", choices=PRECISIONS)
+    cpu: bool = setting(False, help="train on the CPU even when a GPU is present")
+    threads: int = setting(0, help="torch CPU threads per process (0: leave torch's default)")
+    progress: bool = setting(True, help="show a progress bar")
+    check_memory: bool = setting(True, help="refuse settings whose estimated memory exceeds what is free")
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        for name in ("steps", "batch_size", "micro_batch_size", "save_every", "keep_checkpoints", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or not math.isfinite(self.learning_rate):
+            raise ValueError(f"--learning-rate must be a positive number, got {self.learning_rate}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError("--warmup-steps, --grad-clip and --weight-decay cannot be negative")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def accumulation_steps(self, num_processes: int) -> int:
+        """Micro-batches per process per step; the global batch must split evenly."""
+        share, rest = divmod(self.batch_size, num_processes)
+        if rest or share == 0:
+            raise ValueError(f"--batch-size {self.batch_size} does not split over {num_processes} processes; "
+                             f"use a multiple of {num_processes}")
+        micro = min(self.micro_batch_size, share)
+        if share % micro:
+            raise ValueError(f"each process gets {share} samples per step, which --micro-batch-size {micro} does "
+                             f"not divide; pick a micro batch that divides {share}")
+        return share // micro
+
+
+def learning_rate_at(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up to the peak, then cosine decay to ``min_lr_ratio`` of it at the last step."""
+    peak = settings.learning_rate
+    if step < settings.warmup_steps:
+        return peak * (step + 1) / settings.warmup_steps
+    span = max(1, settings.steps - settings.warmup_steps - 1)
+    progress = min(1.0, (step - settings.warmup_steps) / span)
+    floor = peak * settings.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,260 @@
+"""What each stage trains on and how it scores: the data, the trainable parts and the loss.
+
+Stages are small classes with one shape (``Stage``); their settings are dataclasses whose defaults
+make the stage (alignment, instruction tuning and DCL are one vision-language stage with different
+defaults), so the CLI, the recipes and the tests configure them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..settings import setting
+from .data import ConversationEncoder, collate, pack_text_blocks, select_turns
+from .losses import cross_entropy_sum, distillation_kl_sum, gather_target_logits, predicting_positions
+from .memory import estimate_training_bytes
+from .sampling import sample_rng
+
+log = logging.getLogger(__name__)
+BRANCH_CHOICES = ("large", "small", "both")
+ALIGN_TASKS = ["transcribe", "read_line", "to_table", "title"]
+# (encoder, projector) of each branch, by attribute name on KoHyperVLForConditionalGeneration
+BRANCH_MODULES = {"large": ("vision_model", "projector"), "small": ("small_vision_model", "small_projector")}
+
+
+def select_trainable(model, modules: list[str]) -> list[tuple[str, torch.nn.Parameter]]:
+    """Freeze everything but the named top-level ``modules``; returns the trainable (name, parameter) pairs."""
+    prefixes = tuple(f"{module}." for module in modules)
+    chosen = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(prefixes))
+        if param.requires_grad:
+            chosen.append((name, param))
+    return chosen
+
+
+class Stage:
+    """The interface the loop drives."""
+
+    name = "stage"
+
+    def describe(self) -> dict:
+        return {}
+
+    def dataset_size(self) -> int:
+        raise NotImplementedError
+
+    def trainable_parameters(self, model) -> list[tuple[str, torch.nn.Parameter]]:
+        raise NotImplementedError
+
+    def make_batch(self, indices: list[int], step: int) -> dict:
+        raise NotImplementedError
+
+    def loss(self, model, batch: dict, device) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def estimate_memory(self, model, trainable: list, micro_batch_size: int) -> int:
+        raise NotImplementedError
+
+
+# -- 1. language model pretraining ------------------------------------------------------------------------------
+
+@dataclass
+class LMSettings:
+    init: Path = setting(help="checkpoint to start from (`ko-hypervl model init`, e.g. with --language DIR for a "
+                              "user's LM; its vocabulary is moved onto our tokenizer there)")
+    block_size: int = setting(512, help="tokens per training sequence (documents packed, EOS between them)")
+    max_tokens: int = setting(0, help="use at most this many corpus tokens (0: the whole training split)")
+    corpus: Path | None = setting(None, help="text corpus folder (default: the bundled corpora/)")
+
+
+class LanguageModelStage(Stage):
+    name = "lm"
+
+    def __init__(self, settings: LMSettings, tokenizer, model_config, progress: bool = True):
+        from ..textcorpus.load import load_text_corpus
+
+        self.settings = settings
+        limit = getattr(model_config.text_config, "max_position_embeddings", None)
+        if limit and settings.block_size > limit:
+            raise ValueError(f"--block-size {settings.block_size} is longer than the language model's context "
+                             f"({limit} tokens); lower it")
+        texts = load_text_corpus(settings.corpus)["train"]["text"]
+        self.blocks = pack_text_blocks(tokenizer, texts, settings.block_size, settings.max_tokens or None, progress)
+        log.info("lm: %d blocks of %d tokens", len(self.blocks), settings.block_size)
+
+    def describe(self) -> dict:
+        return {"block_size": self.settings.block_size, "max_tokens": self.settings.max_tokens,
+                "blocks": len(self.blocks)}
+
+    def dataset_size(self) -> int:
+        return len(self.blocks)
+
+    def trainable_parameters(self, model):
+        return select_trainable(model, ["language_model"])
+
+    def make_batch(self, indices, step):
+        ids = self.blocks[indices]
+        return {"input_ids": ids, "num_targets": ids.numel() - ids.shape[0], "num_tokens": ids.numel()}
+
+    def loss(self, model, batch, device):
+        ids = batch["input_ids"].to(device)
+        logits = model(input_ids=ids).logits
+        loss = cross_entropy_sum(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        return loss, {"loss": loss.item()}
+
+    def estimate_memory(self, model, trainable, micro_batch_size):
+        return estimate_training_bytes(model, trainable, micro_batch_size, self.settings.block_size,
+                                       self.settings.block_size)
+
+
+# -- 2-4. alignment, instruction tuning, dual consistency learning ------------------------------------------------
+
+@dataclass
+class VisionLanguageSettings:
+    init: Path = setting(help="checkpoint to start from (the previous stage's final model)")
+    data: Path = setting(help="image-text dataset folder (`ko-hypervl corpora images build`)")
+    split: str = setting("train", help="split of the dataset to train on")
+    kinds: list[str] = setting([], help="only these kinds (charts, exams, ocr, tables; default all)")
+    tasks: list[str] = setting([], help="only turns of these tasks (default all)")
+    branches: str = setting("large", help="vision branches trained: large, small or both", choices=BRANCH_CHOICES)
+    small_weight: float = setting(1.0, help="weight of the small branch's cross-entropy")
+    kl_weight: float = setting(0.0, help="weight of the KL pulling the small branch toward the large (DCL)")
+    temperature: float = setting(2.0, help="softmax temperature of the DCL KL")
+    train_vision: bool = setting(True, help="train the vision encoders of the branches used")
+    train_projector: bool = setting(True, help="train the projectors of the branches used")
+    train_lm: bool = setting(True, help="train the language model")
+    max_length: int = setting(2048, help="longest training sequence in tokens (later turns are dropped to fit)")
+    scales: list[float] = setting([0.5, 0.625, 0.75, 0.875], help="VRC scales sampled for training images, so "
+                                  "the model answers at the scales the VRC may choose")
+    scale_prob: float = setting(0.5, help="share of samples shown at one of --scales instead of full resolution")
+
+    def __post_init__(self) -> None:
+        if self.branches not in BRANCH_CHOICES:
+            raise ValueError(f"--branches must be one of {', '.join(BRANCH_CHOICES)}, got {self.branches!r}")
+        if self.kl_weight and self.branches != "both":
+            raise ValueError("--kl-weight (DCL) needs --branches both: the KL compares the two branches")
+        if self.kl_weight < 0 or self.small_weight < 0 or self.temperature <= 0:
+            raise ValueError("--kl-weight and --small-weight must be ≥ 0 and --temperature > 0")
+        if not 0 <= self.scale_prob <= 1 or any(not 0 < s <= 1 for s in self.scales):
+            raise ValueError("--scale-prob must be in [0, 1] and every --scales value in (0, 1]")
+        if not (self.train_vision or self.train_projector or self.train_lm):
+            raise ValueError("nothing to train: enable at least one of --train-vision, --train-projector, --train-lm")
+
+
+@dataclass
+class AlignSettings(VisionLanguageSettings):
+    tasks: list[str] = setting(ALIGN_TASKS, help="only turns of these tasks (reading text, chart-to-table)")
+    branches: str = setting("both", help="vision branches trained: large, small or both", choices=BRANCH_CHOICES)
+    train_lm: bool = setting(False, help="train the language model (alignment keeps it frozen)")
+
+
+@dataclass
+class SFTSettings(VisionLanguageSettings):
+    pass
+
+
+@dataclass
+class DCLSettings(VisionLanguageSettings):
+    branches: str = setting("both", help="vision branches trained: large, small or both", choices=BRANCH_CHOICES)
+    kl_weight: float = setting(1.0, help="weight of the KL pulling the small branch toward the large (DCL)")
+
+
+def conversation_rows(dataset, tasks: list[str]) -> list[tuple[int, list[dict]]]:
+    """(row index, conversation) for every row with at least one turn of ``tasks``; images stay undecoded."""
+    keep = set(tasks) or None
+    columns = dataset.select_columns(["messages", "tasks"])
+    rows = []
+    for index, row in enumerate(columns):
+        messages = select_turns(row["messages"], row["tasks"], keep)
+        if messages:
+            rows.append((index, messages))
+    return rows
+
+
+class VisionLanguageStage(Stage):
+    """Image conversations, loss on the answers only; one or both branches, optionally with the DCL KL."""
+
+    def __init__(self, name: str, settings: VisionLanguageSettings, dataset, processor, seed: int):
+        self.name = name
+        self.settings = settings
+        self.dataset = dataset
+        self.rows = conversation_rows(dataset, settings.tasks)
+        self.encoder = ConversationEncoder(processor, settings.max_length)
+        self.pad_id = processor.tokenizer.pad_token_id
+        self.seed = seed
+        self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
+
+    def describe(self) -> dict:
+        described = asdict(self.settings)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in described.items()} | {"rows": len(self.rows)}
+
+    def dataset_size(self) -> int:
+        return len(self.rows)
+
+    def trainable_parameters(self, model):
+        modules = ["language_model"] if self.settings.train_lm else []
+        for branch in self.branches:
+            encoder, projector = BRANCH_MODULES[branch]
+            modules += [encoder] * self.settings.train_vision + [projector] * self.settings.train_projector
+        return select_trainable(model, modules)
+
+    def scale_for(self, step: int, index: int) -> float:
+        rng = sample_rng(self.seed, step, index)
+        if self.settings.scales and rng.random() < self.settings.scale_prob:
+            return rng.choice(self.settings.scales)
+        return 1.0
+
+    def make_batch(self, indices, step):
+        per_branch: dict[str, list] = {b: [] for b in self.branches}
+        for index in indices:
+            row_index, messages = self.rows[index]
+            row = self.dataset[row_index]
+            scale = self.scale_for(step, index)
+            for branch in self.branches:
+                per_branch[branch].append(self.encoder.encode(row["image"], messages, branch, scale, row.get("id", "?")))
+        batch = {branch: collate(samples, self.pad_id) for branch, samples in per_branch.items()}
+        first = batch[self.branches[0]]
+        batch["num_targets"] = int((first["labels"][:, 1:] != -100).sum())
+        batch["num_tokens"] = sum(int(b["attention_mask"].sum()) for b in batch.values() if isinstance(b, dict))
+        return batch
+
+    def branch_logits(self, model, inputs: dict, branch: str, device):
+        positions = predicting_positions(inputs["labels"]).to(device)
+        labels = inputs["labels"].to(device)
+        out = model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
+                    pixel_values=inputs["pixel_values"].to(device), image_grid=inputs["image_grid"].to(device),
+                    branch=branch, logits_to_keep=positions)
+        return gather_target_logits(out.logits, labels, positions)
+
+    def loss(self, model, batch, device):
+        logits = {}
+        parts: dict[str, float] = {}
+        total = 0.0
+        for branch in self.branches:
+            logits[branch], targets = self.branch_logits(model, batch[branch], branch, device)
+            ce = cross_entropy_sum(logits[branch], targets)
+            parts[f"loss_{branch}"] = ce.item()
+            total = total + (self.settings.small_weight if branch == "small" else 1.0) * ce
+        if self.settings.kl_weight:
+            kl = distillation_kl_sum(logits["small"], logits["large"], self.settings.temperature)
+            parts["loss_kl"] = kl.item()
+            total = total + self.settings.kl_weight * kl
+        parts["loss"] = float(total.detach())
+        return total, parts
+
+    def estimate_memory(self, model, trainable, micro_batch_size):
+        answer_tokens = 256   # logits are computed at answer positions only
+        return len(self.branches) * estimate_training_bytes(model, trainable, micro_batch_size,
+                                                            self.settings.max_length, answer_tokens)
+
+
+class LoraStage(VisionLanguageStage):
+    """Instruction tuning of a ``peft``-wrapped model: only the LoRA adapters train."""
+
+    def trainable_parameters(self, model):
+        return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -1,0 +1,306 @@
+"""The training library: schedule, data order, answer-only labels, losses, VRC labels, stages, the smoke
+pipeline end to end, LoRA on user data, and the errors bad settings and data give."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ko_hypervl.checkpoint import save_checkpoint
+from ko_hypervl.cli import main
+from ko_hypervl.model.build import ModelBuildSettings, build_model
+from ko_hypervl.training import TrainSettings, learning_rate_at
+from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, select_turns
+from ko_hypervl.training.losses import (distillation_kl_sum, gather_target_logits, greedy_correct,
+                                        predicting_positions)
+from ko_hypervl.training.pipeline import RECIPES
+from ko_hypervl.training.sampling import global_batch, micro_batches, process_share
+from ko_hypervl.training.stages import AlignSettings, DCLSettings, VisionLanguageSettings, VisionLanguageStage
+from ko_hypervl.training.vrc import _turn_of_targets, label_scales, operating_point
+
+FIXTURES = Path(__file__).parent / "fixtures" / "user_data"
+MESSAGES = [
+    {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "가장 큰 값은?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "42명"}]},
+    {"role": "user", "content": [{"type": "text", "text": "제목은 무엇인가요?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "학년별 학생 수"}]},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny untrained checkpoint folder and its processor."""
+    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    directory = tmp_path_factory.mktemp("tiny") / "init"
+    save_checkpoint(model, processor, directory)
+    return directory, model, processor
+
+
+@pytest.fixture()
+def chart_image():
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (300, 200), "white")
+    ImageDraw.Draw(image).rectangle((40, 60, 90, 190), fill="navy")
+    return image
+
+
+# -- schedule and data order ------------------------------------------------------------------------------------
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    settings = TrainSettings(out=Path("x"), steps=11, warmup_steps=2, learning_rate=1.0, min_lr_ratio=0.1)
+    assert [learning_rate_at(s, settings) for s in (0, 1)] == [0.5, 1.0]
+    assert learning_rate_at(2, settings) == pytest.approx(1.0)
+    assert learning_rate_at(10, settings) == pytest.approx(0.1)
+    middle = learning_rate_at(6, settings)
+    assert 0.1 < middle < 1.0 and middle == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
+
+
+@pytest.mark.parametrize("batch, micro, processes, expected", [(8, 4, 1, 2), (8, 2, 2, 2), (8, 8, 2, 1), (6, 4, 3, 1)])
+def test_accumulation_keeps_the_global_batch(batch, micro, processes, expected):
+    assert TrainSettings(out=Path("x"), batch_size=batch, micro_batch_size=micro).accumulation_steps(processes) == expected
+
+
+def test_a_batch_that_does_not_split_is_refused():
+    with pytest.raises(ValueError, match="does not split over 3 processes"):
+        TrainSettings(out=Path("x"), batch_size=8).accumulation_steps(3)
+    with pytest.raises(ValueError, match="does not divide"):
+        TrainSettings(out=Path("x"), batch_size=6, micro_batch_size=4).accumulation_steps(1)
+    with pytest.raises(ValueError, match="--steps must be at least 1"):
+        TrainSettings(out=Path("x"), steps=0)
+
+
+def test_data_order_is_a_pure_function_of_seed_and_step():
+    size, batch = 10, 4
+    steps = [global_batch(3, step, batch, size) for step in range(5)]
+    assert steps == [global_batch(3, step, batch, size) for step in range(5)]   # no hidden state
+    flat = [i for s in steps for i in s]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))   # epochs cover all
+    assert flat[:10] != flat[10:20]                                                        # reshuffled per epoch
+    assert global_batch(4, 0, batch, size) != steps[0]
+    shares = [process_share(steps[0], rank, 2) for rank in range(2)]
+    assert shares[0] + shares[1] == steps[0]
+    assert micro_batches(shares[0], 2) == [[shares[0][0]], [shares[0][1]]]
+    with pytest.raises(ValueError, match="empty"):
+        global_batch(0, 0, 4, 0)
+
+
+# -- answer-only labels -----------------------------------------------------------------------------------------
+
+def test_chat_segments_rebuild_the_chat_template(tiny):
+    _, _, processor = tiny
+    pieces = chat_segments(processor, MESSAGES)
+    rebuilt = "".join(text + ("<|end|>" if answer else "") for text, answer in pieces)
+    assert rebuilt == processor.apply_chat_template(MESSAGES, tokenize=False)
+    assert [text for text, answer in pieces if answer] == ["42명", "학년별 학생 수"]
+
+
+def test_labels_are_the_answers_and_their_end_tokens_only(tiny, chart_image):
+    _, _, processor = tiny
+    encoder = ConversationEncoder(processor, max_length=1024)
+    sample = encoder.encode(chart_image, MESSAGES, "large", 1.0, "s1")
+    tokenizer = processor.tokenizer
+    targets = [label for label in sample.labels if label != IGNORE]
+    assert tokenizer.decode(targets) == "42명<|end|>학년별 학생 수<|end|>"
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    assert sample.input_ids.count(image_id) == sample.visual_tokens > 0
+    assert all(label == IGNORE for token, label in zip(sample.input_ids, sample.labels) if token == image_id)
+    assert sample.pixel_values.shape[0] == int(sample.image_grid.prod(-1).item() + (sample.image_grid.prod(-1) > 1))
+    small = encoder.encode(chart_image, MESSAGES, "small", 0.5, "s1")
+    assert [l for l in small.labels if l != IGNORE] == targets and small.visual_tokens < sample.visual_tokens
+
+
+def test_turns_that_do_not_fit_are_dropped_and_a_first_turn_that_does_not_is_an_error(tiny, chart_image):
+    _, _, processor = tiny
+    full = ConversationEncoder(processor, 1024).encode(chart_image, MESSAGES, "large", 1.0, "s")
+    first_turn_end = full.labels.index(IGNORE, full.labels.index(next(l for l in full.labels if l != IGNORE)))
+    cut = ConversationEncoder(processor, first_turn_end + 3).encode(chart_image, MESSAGES, "large", 1.0, "s")
+    assert cut.input_ids == full.input_ids[:first_turn_end]
+    with pytest.raises(ValueError, match="sample s: its first question and answer need more than 20 tokens"):
+        ConversationEncoder(processor, 20).encode(chart_image, MESSAGES, "large", 1.0, "s")
+
+
+def test_select_turns_keeps_only_the_chosen_tasks():
+    kept = select_turns(MESSAGES, ["max", "title"], {"title"})
+    assert [m["role"] for m in kept] == ["user", "assistant"]
+    assert kept[0]["content"][0]["type"] == "image" and kept[1]["content"][0]["text"] == "학년별 학생 수"
+    assert select_turns(MESSAGES, ["max", "title"], {"sum"}) == []
+    assert select_turns(MESSAGES, ["max", "title"], None) is MESSAGES
+
+
+# -- losses ---------------------------------------------------------------------------------------------------
+
+def test_target_logits_are_gathered_row_by_row():
+    labels = torch.tensor([[IGNORE, IGNORE, 5, 6], [IGNORE, 7, IGNORE, IGNORE]])
+    positions = predicting_positions(labels)
+    assert positions.tolist() == [0, 1, 2]
+    logits = torch.arange(2 * 3 * 1, dtype=torch.float).view(2, 3, 1)   # logits[row, kept position] = id
+    chosen, targets = gather_target_logits(logits, labels, positions)
+    assert targets.tolist() == [5, 6, 7] and chosen.squeeze(1).tolist() == [1.0, 2.0, 3.0]
+
+
+def test_distillation_kl_is_zero_for_equal_outputs_scales_with_t_squared_and_detaches_the_teacher():
+    torch.manual_seed(0)
+    teacher = torch.randn(5, 11, requires_grad=True)
+    student = torch.randn(5, 11, requires_grad=True)
+    assert distillation_kl_sum(teacher.detach(), teacher.detach(), 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    kl = distillation_kl_sum(student, teacher, 3.0)
+    p = torch.softmax(teacher.detach() / 3, -1)
+    manual = (p * (p.log() - torch.log_softmax(student.detach() / 3, -1))).sum() * 9
+    assert kl.item() == pytest.approx(manual.item(), rel=1e-5)
+    kl.backward()
+    assert teacher.grad is None and student.grad is not None
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_kl_sum(student, teacher, 0.0)
+
+
+def test_greedy_correct_ignores_suppressed_tokens():
+    logits = torch.tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 1.0]])
+    targets = torch.tensor([2, 0])
+    assert greedy_correct(logits, targets).tolist() == [False, True]
+    assert greedy_correct(logits, targets, suppressed=[1]).tolist() == [True, True]
+
+
+# -- VRC labels ------------------------------------------------------------------------------------------------
+
+def test_scale_labels_are_the_smallest_scale_within_the_tolerance():
+    losses = [[2.0, 1.3, 1.05, 1.0], [1.0, 1.0, 1.0, 1.0], [5.0, 4.0, 3.0, 2.0]]
+    assert label_scales(losses, 0.0) == [3, 0, 3]
+    assert label_scales(losses, 0.05) == [2, 0, 3]
+    assert label_scales(losses, 0.5) == [1, 0, 2]
+    assert label_scales(losses, 10.0) == [0, 0, 0]
+
+
+def test_operating_point_counts_tokens_and_accuracy_against_full_resolution():
+    tokens = [[10, 40], [20, 60]]
+    correct = [[1.0, 1.0], [0.0, 1.0]]
+    point = operating_point([0, 1], tokens, correct)
+    assert point["tokens_saved_pct"] == pytest.approx(100 * (1 - 70 / 100))
+    assert point["accuracy"] == 1.0 and point["accuracy_kept_pct"] == 100.0
+    assert operating_point([0, 0], tokens, correct)["accuracy_kept_pct"] == 50.0
+
+
+def test_target_tokens_are_assigned_to_their_answer_turn():
+    labels = torch.tensor([[IGNORE, 4, 5, IGNORE, IGNORE, 6, IGNORE], [IGNORE, IGNORE, 8, IGNORE, 9, 9, IGNORE]])
+    assert _turn_of_targets(labels).tolist() == [0, 0, 1, 0, 1, 1]
+
+
+# -- stages ---------------------------------------------------------------------------------------------------
+
+def test_stage_settings_refuse_contradictions():
+    with pytest.raises(ValueError, match="needs --branches both"):
+        VisionLanguageSettings(init=Path("a"), data=Path("b"), kl_weight=1.0)
+    with pytest.raises(ValueError, match="nothing to train"):
+        VisionLanguageSettings(init=Path("a"), data=Path("b"), train_vision=False, train_projector=False,
+                               train_lm=False)
+    assert DCLSettings(init=Path("a"), data=Path("b")).kl_weight > 0
+
+
+def test_alignment_trains_encoders_and_projectors_with_the_language_model_frozen(tiny):
+    _, model, processor = tiny
+    from datasets import Dataset
+
+    rows = Dataset.from_list([{"id": "x", "messages": MESSAGES, "tasks": ["max", "title"]}])
+    stage = VisionLanguageStage("align", AlignSettings(init=Path("a"), data=Path("b")), rows, processor, seed=0)
+    names = [name for name, _ in stage.trainable_parameters(model)]
+    assert stage.dataset_size() == 1   # only the title turn is an alignment task
+    assert any(n.startswith("vision_model.") for n in names) and any(n.startswith("small_projector.") for n in names)
+    assert not any(n.startswith("language_model.") for n in names)
+    assert not model.language_model.get_input_embeddings().weight.requires_grad
+
+
+# -- end to end ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    code = main(["train", "pipeline", "--smoke", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
+    model_dir = smoke_run / "model"
+    summary = json.loads((model_dir / "training_summary.json").read_text(encoding="utf-8"))
+    assert [s["stage"] for s in summary["stages"]] == ["lm", "align", "sft", "dcl", "vrc"]
+    for stage in summary["stages"][:4]:
+        assert stage["samples_per_second"] > 0 and stage["tokens_per_second"] > 0
+        log = [json.loads(line) for line in (smoke_run / stage["stage"] / "log.jsonl").read_text().splitlines()]
+        assert [row["step"] for row in log] == list(range(1, stage["steps"] + 1))
+        assert (smoke_run / stage["stage"] / "loss.png").stat().st_size > 1000
+    lm_log = [json.loads(line) for line in (smoke_run / "lm" / "log.jsonl").read_text().splitlines()]
+    assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
+    dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
+    assert {"loss_large", "loss_small", "loss_kl"} <= set(dcl_log)
+    curve = json.loads((smoke_run / "vrc" / "vrc_curve.json").read_text(encoding="utf-8"))
+    assert [row["tolerance"] for row in curve["curve"]] == sorted(row["tolerance"] for row in curve["curve"])
+    assert (smoke_run / "vrc" / "vrc_curve.png").is_file() and "| dcl |" in (smoke_run / "throughput.md").read_text()
+    # the VRC the pipeline fitted is the model's: its weights differ from the untrained one's
+    trained = load_file(str(model_dir / "model.safetensors"))
+    untrained = load_file(str(smoke_run / "init" / "model.safetensors"))
+    assert not torch.equal(trained["vrc.head.2.weight"], untrained["vrc.head.2.weight"])
+    import ko_hypervl
+    from ko_hypervl.imagecorpus.records import load_split
+
+    row = load_split(smoke_run / "data", "test")[0]
+    answer = ko_hypervl.load(model_dir).ask(row["image"], "제목은 무엇인가요?", mode="auto", max_new_tokens=3)
+    assert answer.decisions[0].chosen_by == "vrc" and answer.visual_tokens <= answer.decisions[0].full_visual_tokens
+
+
+def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
+    before = (smoke_run / "model" / "model.safetensors").read_bytes()
+    caplog.set_level("INFO")
+    assert main(["train", "pipeline", "--smoke", "--out", str(smoke_run), "--no-progress"]) == 0
+    assert sum("already done" in r.getMessage() for r in caplog.records) == 5
+    assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_lora_fine_tunes_on_user_data_and_writes_adapter_and_merged_model(tiny, tmp_path, chart_image):
+    init, _, _ = tiny
+    out = tmp_path / "lora"
+    code = main(["train", "lora", "--data", str(FIXTURES / "llava.jsonl"), "--model", str(init), "--out", str(out),
+                 "--steps", "3", "--batch-size", "2", "--micro-batch-size", "2", "--warmup-steps", "1",
+                 "--max-length", "1024", "--no-progress", "--r", "4", "--alpha", "8"])
+    assert code == 0
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 4
+    import ko_hypervl
+
+    answer = ko_hypervl.load(out / "final").ask(chart_image, "배경은 무슨 색인가요?", mode="high", max_new_tokens=4)
+    assert answer.visual_tokens > 0
+    merged = load_file(str(out / "final" / "model.safetensors"))
+    base = load_file(str(init / "model.safetensors"))
+    changed = [k for k in base if k.startswith("language_model.") and not torch.equal(base[k], merged[k])]
+    assert changed and all("proj" in k for k in changed)   # LoRA touched the decoder's linear layers only
+    assert not any("lora" in k for k in merged)
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+
+def test_bad_settings_and_data_give_clear_errors(tiny, tmp_path, capsys):
+    init, _, _ = tiny
+
+    def run(*argv):
+        code = main(list(argv))
+        return code, capsys.readouterr().err
+
+    code, err = run("train", "sft", "--init", str(init), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert code == 1 and "dataset folder not found" in err
+    code, err = run("train", "lm", "--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert code == 1 and "model directory not found" in err
+    code, err = run("train", "lora", "--data", str(FIXTURES / "llava_bad.jsonl"), "--model", str(init),
+                    "--out", str(tmp_path / "o"))
+    assert code == 1 and "llava_bad.jsonl" in err
+    code, err = run("train", "lora", "--data", str(tmp_path / "none.jsonl"), "--model", str(init),
+                    "--out", str(tmp_path / "o"))
+    assert code == 1 and "none.jsonl" in err
+    code, err = run("train", "lm", "--init", str(init), "--out", str(tmp_path / "o"), "--batch-size", "4096",
+                    "--micro-batch-size", "4096", "--block-size", "1024", "--max-tokens", "300000")
+    assert code == 1 and "GiB" in err and "--micro-batch-size" in err
+    code, err = run("train", "lm", "--init", str(init), "--out", str(tmp_path / "o"), "--block-size", "4096")
+    assert code == 1 and "longer than the language model's context (1024 tokens)" in err
