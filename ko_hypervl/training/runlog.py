@@ -55,11 +55,15 @@ def plot_loss(rows: list[dict], out: Path, title: str) -> Path | None:
     parts = sorted({key for row in rows for key in row if key.startswith("loss_")})
     for key in parts:
         ax.plot(steps, [row.get(key, float("nan")) for row in rows], label=key[5:], linewidth=1.0, alpha=0.8)
-    validation = [row for row in rows if "val_loss" in row]
-    if validation:
-        ax.plot([r["step"] for r in validation], [r["val_loss"] for r in validation], "o-", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    return save_figure(fig, ax, out, "step", "loss", title)
+
+
+def save_figure(fig, ax, out: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label, grid and legend the axes, write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

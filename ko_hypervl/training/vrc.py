@@ -22,6 +22,7 @@ from torch import nn
 from ..settings import setting
 from .checkpointing import write_json_atomic
 from .data import ConversationEncoder, collate, select_turns
+from .runlog import save_figure
 from .losses import cross_entropy_sum, gather_target_logits, greedy_correct, predicting_positions
 
 log = logging.getLogger(__name__)
@@ -215,15 +216,8 @@ def plot_curve(curve: list[dict], out: Path) -> Path:
                 ax.annotate(f"ε={row['tolerance']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     full = 100 * curve[0]["predicted"]["full_accuracy"]
     ax.axhline(full, color="gray", linewidth=0.8, label="full resolution")
-    ax.set_xlabel("visual tokens saved vs full resolution (%)")
-    ax.set_ylabel("exact match (%)")
-    ax.set_title("VRC: tokens saved vs accuracy over the tolerance ε")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, ax, out, "visual tokens saved vs full resolution (%)", "exact match (%)",
+                       "VRC: tokens saved vs accuracy over the tolerance ε")
 
 
 def train_vrc(settings: VRCSettings) -> Path:
