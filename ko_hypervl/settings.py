@@ -77,3 +77,8 @@ def settings_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
         if typing.get_origin(tp) is tuple and isinstance(value, list):
             values[name] = tuple(value)
     return cls(**values)
+
+
+def settings_dict(settings) -> dict:
+    """A settings dataclass as JSON-ready values (paths as strings), for run records and model cards."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}

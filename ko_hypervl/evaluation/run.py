@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoint import check_checkpoint_dir
 from ..inference import MODES, KoHyperVL
-from ..settings import setting
+from ..settings import setting, settings_dict
 from .baseline import tesseract_on_rows
 from .data import EvalData, EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
@@ -109,7 +109,7 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         """Everything but the per-question answers (those go to predictions.jsonl), JSON-ready."""
-        settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.settings).items()}
+        settings = settings_dict(self.settings)
         return {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
                 "hardware": self.hardware, "data": self.data,
                 "modes": {mode: result.to_dict() for mode, result in self.modes.items()},

@@ -13,10 +13,10 @@ import multiprocessing as mp
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import setting
+from ..settings import setting, settings_dict
 from ..textcorpus.load import SplitSettings, split_of
 from .charts import render_chart
 from .chartspec import CHART_KINDS, sample_chart_spec
@@ -172,7 +172,7 @@ def build_image_corpus(settings: ImageCorpusSettings):
     dataset.save_to_disk(str(staging))
     elapsed = time.perf_counter() - started
     total = sum(len(v) for v in jobs.values())
-    info = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+    info = {"settings": settings_dict(settings),
             "rows": {split: len(ds) for split, ds in dataset.items()}, "seconds": round(elapsed, 1),
             "samples_per_second": round(total / elapsed, 2)}
     (staging / BUILD_INFO).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -26,12 +26,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..settings import setting
+from ..settings import setting, settings_dict
 from .bytelevel import to_byte_level
 from .morphology import morpheme_cuts, split_at
 from .specials import SPECIAL_TOKENS
@@ -262,6 +262,6 @@ def _analyse(lines: Sequence[str], workers: int, chunk: int = 20000) -> list[lis
 
 
 def save_training_settings(settings: TokenizerTrainSettings, out: Path, extra: dict) -> None:
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    record = settings_dict(settings)
     (out / "training_args.json").write_text(json.dumps({**record, **extra}, ensure_ascii=False, indent=2) + "\n")
 

@@ -11,14 +11,14 @@ import logging
 import os
 import platform
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
 from ..model.lora import LoraSettings, attach_lora
-from ..settings import setting
+from ..settings import setting, settings_dict
 from . import loop
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 FINAL = "final"
 SUMMARY = "training_summary.json"
 VISION_LANGUAGE = {"align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
-
-
-def _jsonable(settings) -> dict:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
 
 
 def hardware() -> dict:
@@ -59,7 +55,7 @@ def write_final(model, processor, out: Path, result: loop.TrainResult, settings:
     partial = out / f"{FINAL}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     save_checkpoint(model, processor, partial)
-    entry = {**result.to_dict(), "settings": {type(s).__name__: _jsonable(s) for s in settings},
+    entry = {**result.to_dict(), "settings": {type(s).__name__: settings_dict(s) for s in settings},
              "hardware": hardware(), **(extra or {})}
     history = (stage_history(init) if init else []) + [entry]
     (partial / SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -129,7 +125,7 @@ def train_lora(train: TrainSettings, data: LoraDataSettings, lora: LoraSettings)
         return adapter
     merged = model.merge_and_unload()
     return _finish(outcome, merged, processor, train.out, [train, data, lora], data.model,
-                   extra={"lora": _jsonable(lora), "records": len(result.dataset), "skipped": len(result.problems)})
+                   extra={"lora": settings_dict(lora), "records": len(result.dataset), "skipped": len(result.problems)})
 
 
 def _finish(result: loop.TrainResult, model, processor, out: Path, settings: list, init, extra=None) -> Path:

@@ -8,12 +8,12 @@ defaults), so the CLI, the recipes and the tests configure them the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..settings import setting
+from ..settings import setting, settings_dict
 from .data import ConversationEncoder, collate, pack_text_blocks, select_turns
 from .losses import cross_entropy_sum, distillation_kl_sum, gather_target_logits, predicting_positions
 from .memory import estimate_training_bytes
@@ -190,8 +190,7 @@ class VisionLanguageStage(Stage):
         self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
 
     def describe(self) -> dict:
-        described = asdict(self.settings)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in described.items()} | {"rows": len(self.rows)}
+        return settings_dict(self.settings) | {"rows": len(self.rows)}
 
     def dataset_size(self) -> int:
         return len(self.rows)
