@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import torch
 
 BUNDLED_MODEL = "ko-hypervl-tiny"
+TRAINING_SUMMARY = "training_summary.json"   # written by the training stages, read by eval's model card
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
+
+
+log = logging.getLogger(__name__)
 
 
 def bundled_model_dir() -> Path:
@@ -65,3 +70,16 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | None = 
     if device is not None:
         model = model.to(device)
     return model.eval(), processor
+
+
+def read_training_summary(directory: str | os.PathLike):
+    """The checkpoint's ``training_summary.json`` (any JSON), or None when it has none or it is unreadable."""
+    path = Path(directory) / TRAINING_SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # a missing history is not worth failing over; say why it is missing
+        log.warning("ignoring unreadable %s: %s", path, exc)
+        return None

@@ -3,16 +3,11 @@ the machine, and the training run's own summary when the training pipeline left 
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import platform
 from pathlib import Path
 
 import torch
-
-log = logging.getLogger(__name__)
-TRAINING_SUMMARY = "training_summary.json"
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -62,16 +57,3 @@ def hardware_summary(device: torch.device) -> dict:
     if device.type == "cuda":
         summary["gpu"] = torch.cuda.get_device_name(device)
     return summary
-
-
-def read_training_summary(directory: Path):
-    """The checkpoint's ``training_summary.json`` (any JSON), or None when it has none or it is unreadable."""
-    path = directory / TRAINING_SUMMARY
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        # the card is still worth writing without it; say why the section is missing
-        log.warning("ignoring unreadable %s: %s", path, exc)
-        return None

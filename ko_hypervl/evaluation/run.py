@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import check_checkpoint_dir
+from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
 from ..settings import setting, settings_dict
 from .baseline import tesseract_on_rows
@@ -26,7 +26,7 @@ from .data import EvalData, EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
 from .latency import LatencySummary, measure_latency
-from .provenance import checkpoint_summary, hardware_summary, read_training_summary
+from .provenance import checkpoint_summary, hardware_summary
 from .scoring import ModeScores, VisualTokenSummary, score_answers, summarize_visual_tokens
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from ..checkpoint import save_checkpoint
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
 from .checkpointing import write_json_atomic
-from .run import FINAL, SUMMARY, hardware, stage_history, train_lm, train_vision_language
+from ..checkpoint import TRAINING_SUMMARY
+from .run import FINAL, hardware, stage_history, train_lm, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
 from .vrc import VRCSettings, train_vrc
@@ -170,7 +171,7 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     summary = {"recipe": settings.recipe, "stages": history, "hardware": hardware(),
                "total_seconds": round(sum(s.get("seconds", 0) for s in history), 1),
                "this_invocation_seconds": round(time.perf_counter() - started, 1)}
-    (partial / SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+    (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(partial, out)
     (settings.out / "throughput.md").write_text(throughput_table(history), encoding="utf-8")

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
+from ..checkpoint import TRAINING_SUMMARY, check_checkpoint_dir, load_checkpoint, read_training_summary, save_checkpoint
+from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
@@ -26,26 +26,15 @@ from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings,
 
 log = logging.getLogger(__name__)
 FINAL = "final"
-SUMMARY = "training_summary.json"
 VISION_LANGUAGE = {"align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
 
 
 def hardware() -> dict:
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    return hardware_summary(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def stage_history(init: Path) -> list[dict]:
-    path = Path(init) / SUMMARY
-    if path.is_file():
-        try:
-            return json.loads(path.read_text(encoding="utf-8")).get("stages", [])
-        except json.JSONDecodeError:
-            log.warning("ignoring unreadable %s", path)
-    return []
+    return (read_training_summary(init) or {}).get("stages", [])
 
 
 def write_final(model, processor, out: Path, result: loop.TrainResult, settings: list, init: Path | None,
@@ -58,7 +47,7 @@ def write_final(model, processor, out: Path, result: loop.TrainResult, settings:
     entry = {**result.to_dict(), "settings": {type(s).__name__: settings_dict(s) for s in settings},
              "hardware": hardware(), **(extra or {})}
     history = (stage_history(init) if init else []) + [entry]
-    (partial / SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1), encoding="utf-8")
+    (partial / TRAINING_SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
     return final
