@@ -8,9 +8,11 @@ so a run killed at any moment leaves either the previous checkpoint or the new o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -24,6 +26,20 @@ def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """Yields an empty ``<target>.partial`` to fill; it replaces ``target`` only when the block completes.
+
+    A kill inside the block leaves ``target`` as it was (and a ``.partial`` the next attempt clears).
+    """
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
 
 
 def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -51,17 +67,14 @@ def save_training_checkpoint(directory: Path, model, optimizer, state: dict, kee
     """Write step ``state["step"]`` under ``directory`` and point ``latest.json`` at it; prune old ones."""
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{state['step']:07d}"
-    partial = directory / f"{name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    save_model(model, str(partial / "model.safetensors"))   # save_model copes with tied weights
-    tensors, meta = optimizer_tensors(optimizer)
-    save_file(tensors, str(partial / "optimizer.safetensors"))
-    (partial / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
-    (partial / "state.json").write_text(json.dumps(state, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     final = directory / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
+    with staged_directory(final) as partial:
+        save_model(model, str(partial / "model.safetensors"))   # save_model copes with tied weights
+        tensors, meta = optimizer_tensors(optimizer)
+        save_file(tensors, str(partial / "optimizer.safetensors"))
+        (partial / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
+        (partial / "state.json").write_text(json.dumps(state, ensure_ascii=False, indent=1, default=str),
+                                            encoding="utf-8")
     write_json_atomic(directory / LATEST, {"step": state["step"], "checkpoint": name})
     _prune(directory, keep)
     return final

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import TRAINING_SUMMARY, save_checkpoint
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
-from .checkpointing import write_json_atomic
-from ..checkpoint import TRAINING_SUMMARY
+from .checkpointing import staged_directory, write_json_atomic
 from .run import FINAL, hardware, stage_history, train_lm, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
@@ -103,11 +101,8 @@ def _init_model(recipe: Recipe, settings: PipelineSettings) -> Path:
     target = settings.out / "init"
     if not _done(target):
         model, processor = build_model(ModelBuildSettings(**{**recipe.model, "seed": settings.seed}))
-        partial = settings.out / "init.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        save_checkpoint(model, processor, partial)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
+        with staged_directory(target) as partial:
+            save_checkpoint(model, processor, partial)
     return target
 
 
@@ -164,16 +159,13 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     if not state.is_main_process:
         return settings.out / "model"
     out = settings.out / "model"
-    partial = settings.out / "model.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(model_dir, partial)
     history = stage_history(model_dir)
     summary = {"recipe": settings.recipe, "stages": history, "hardware": hardware(),
                "total_seconds": round(sum(s.get("seconds", 0) for s in history), 1),
                "this_invocation_seconds": round(time.perf_counter() - started, 1)}
-    (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(partial, out)
+    with staged_directory(out) as partial:
+        shutil.copytree(model_dir, partial, dirs_exist_ok=True)
+        (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     (settings.out / "throughput.md").write_text(throughput_table(history), encoding="utf-8")
     log.info("pipeline done: %s\n%s", out, throughput_table(history))
     if settings.evaluate:

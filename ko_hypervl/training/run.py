@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
+from .checkpointing import staged_directory
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
@@ -40,17 +39,14 @@ def stage_history(init: Path) -> list[dict]:
 def write_final(model, processor, out: Path, result: loop.TrainResult, settings: list, init: Path | None,
                 extra: dict | None = None) -> Path:
     """Save the trained model as ``<out>/final`` atomically, with the stage history."""
-    final = out / FINAL
-    partial = out / f"{FINAL}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    save_checkpoint(model, processor, partial)
     entry = {**result.to_dict(), "settings": {type(s).__name__: settings_dict(s) for s in settings},
              "hardware": hardware(), **(extra or {})}
     history = (stage_history(init) if init else []) + [entry]
-    (partial / TRAINING_SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
-    return final
+    with staged_directory(out / FINAL) as partial:
+        save_checkpoint(model, processor, partial)
+        (partial / TRAINING_SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1),
+                                                encoding="utf-8")
+    return out / FINAL
 
 
 def _load_for_training(init: Path):
