@@ -93,20 +93,27 @@ class ConversationEncoder:
         self.end_id = self.tokenizer.convert_tokens_to_ids(specials.END)
 
     def encode(self, image, messages: list[dict], branch: str, scale: float, sample_id: str = "?") -> EncodedSample:
+        return self.encode_variants(image, messages, [(branch, scale)], sample_id)[0]
+
+    def encode_variants(self, image, messages: list[dict], variants: list[tuple[str, float]],
+                        sample_id: str = "?") -> list[EncodedSample]:
+        """One sample per (branch, scale): the text is templated and tokenized once, only the image part is redone."""
+        segments = chat_segments(self.processor, messages)
+        if specials.IMAGE not in segments[0][0]:
+            raise ValueError(f"sample {sample_id}: the conversation has no image in its first user turn")
+        rest = []
+        for text, is_answer in segments[1:]:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            rest.append((ids + [self.end_id] if is_answer else ids, is_answer))
+        return [self._assemble(image, segments[0][0], rest, branch, scale, sample_id) for branch, scale in variants]
+
+    def _assemble(self, image, first: str, rest: list[tuple[list[int], bool]], branch: str, scale: float,
+                  sample_id: str) -> EncodedSample:
+        batch = self.processor(images=[image], text=first, branch=branch, scales=[scale], padding=False)
+        visual = sum(plan.visual_tokens for plan in batch.tile_plans)
         input_ids: list[int] = []
         labels: list[int] = []
-        pixel_values = image_grid = None
-        visual = 0
-        for text, is_answer in chat_segments(self.processor, messages):
-            if not input_ids and specials.IMAGE in text:
-                batch = self.processor(images=[image], text=text, branch=branch, scales=[scale], padding=False)
-                ids = batch["input_ids"][0].tolist()
-                pixel_values, image_grid = batch["pixel_values"], batch["image_grid"]
-                visual = sum(plan.visual_tokens for plan in batch.tile_plans)
-            else:
-                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                if is_answer:
-                    ids = ids + [self.end_id]
+        for ids, is_answer in [(batch["input_ids"][0].tolist(), False), *rest]:
             if len(input_ids) + len(ids) > self.max_length:
                 if any(label != IGNORE for label in labels):
                     # later turns do not fit: train on the ones that do (cut at a turn, never mid-answer)
@@ -118,9 +125,7 @@ class ConversationEncoder:
                                  "tiles per image (model init --max-tiles)")
             input_ids += ids
             labels += ids if is_answer else [IGNORE] * len(ids)
-        if pixel_values is None:
-            raise ValueError(f"sample {sample_id}: the conversation has no image in its first user turn")
-        return EncodedSample(input_ids, labels, pixel_values, image_grid, visual)
+        return EncodedSample(input_ids, labels, batch["pixel_values"], batch["image_grid"], visual)
 
 
 def collate(samples: list[EncodedSample], pad_id: int) -> dict:

@@ -214,8 +214,10 @@ class VisionLanguageStage(Stage):
             row_index, messages = self.rows[index]
             row = self.dataset[row_index]
             scale = self.scale_for(step, index)
-            for branch in self.branches:
-                per_branch[branch].append(self.encoder.encode(row["image"], messages, branch, scale, row.get("id", "?")))
+            encoded = self.encoder.encode_variants(row["image"], messages, [(b, scale) for b in self.branches],
+                                                   row.get("id", "?"))
+            for branch, sample in zip(self.branches, encoded):
+                per_branch[branch].append(sample)
         batch = {branch: collate(samples, self.pad_id) for branch, samples in per_branch.items()}
         first = batch[self.branches[0]]
         batch["num_targets"] = int((first["labels"][:, 1:] != -100).sum())

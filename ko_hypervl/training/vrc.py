@@ -98,7 +98,7 @@ def _turn_of_targets(labels: torch.Tensor) -> torch.Tensor:
 def measure_scales(model, encoder: ConversationEncoder, image, messages: list[dict], scales: list[float],
                    suppressed: list[int], sample_id: str) -> dict:
     """One image's answer loss, per-turn greedy exact match and visual tokens at every scale (large branch)."""
-    samples = [encoder.encode(image, messages, "large", scale, sample_id) for scale in scales]
+    samples = encoder.encode_variants(image, messages, [("large", scale) for scale in scales], sample_id)
     batch = collate(samples, encoder.tokenizer.pad_token_id)
     device = model.device
     positions = predicting_positions(batch["labels"]).to(device)
