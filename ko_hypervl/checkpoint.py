@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -53,15 +56,17 @@ def save_checkpoint(model, processor, directory: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike | None = None, device: str | None = None,
                     dtype: torch.dtype | None = None):
-    """``(model, processor)`` from a checkpoint directory (default: the bundled model), in eval mode."""
+    """``(model, processor)`` from a checkpoint directory (default: the bundled model), in eval mode.
+
+    Weights are loaded as float32 unless ``dtype`` says otherwise, whatever dtype they were saved in: the
+    bundled checkpoint is stored in float16 to halve its size, and float16 matmuls on a CPU are slow.
+    """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     # the Auto classes know ko_hypervl once the package is imported (``ko_hypervl.model`` and
     # ``ko_hypervl.processing`` register them), which importing this module has already done
     directory = check_checkpoint_dir(path)
-    kwargs = {"use_safetensors": True}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    kwargs = {"use_safetensors": True, "dtype": torch.float32 if dtype is None else dtype}
     try:
         model = AutoModelForImageTextToText.from_pretrained(directory, **kwargs)
         processor = AutoProcessor.from_pretrained(directory)
@@ -70,6 +75,36 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | None = 
     if device is not None:
         model = model.to(device)
     return model.eval(), processor
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """Yields an empty ``<target>.partial`` to fill; it replaces ``target`` only when the block completes.
+
+    A kill inside the block leaves ``target`` as it was (and a ``.partial`` the next attempt clears).
+    """
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+
+
+def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a checkpoint to ``out`` with its floating-point weights stored as ``dtype`` (e.g. float16 for the
+    bundled model: half the size); everything else in the folder (processor, tokenizer, training summary,
+    model card, plots) is copied as it is, and ``out`` is replaced only once the copy is complete."""
+    source = check_checkpoint_dir(source)
+    out = Path(out)
+    if out.resolve() == source.resolve():
+        raise ValueError("export_checkpoint: the output folder must differ from the source checkpoint")
+    model, processor = load_checkpoint(source)
+    with staged_directory(out) as partial:
+        shutil.copytree(source, partial, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
+        save_checkpoint(model.to(dtype), processor, partial)
+    return out
 
 
 def read_training_summary(directory: str | os.PathLike):

@@ -38,12 +38,26 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per field of the dataclass ``cls`` to ``parser``."""
+def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, positional: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of the dataclass ``cls`` to ``parser``.
+
+    Fields named in ``positional`` become positional arguments instead (required ones; a list takes 1+ values).
+    """
     hints = typing.get_type_hints(cls)
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = set(positional) - names
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no setting(s) {sorted(unknown)}")
     for field in dataclasses.fields(cls):
         tp, optional = _unwrap_optional(hints[field.name])
         help_text = field.metadata.get("help", "")
+        if field.name in positional:
+            many = typing.get_origin(tp) in (list, tuple)
+            item_type = (typing.get_args(tp) or (str,))[0] if many else tp
+            metavar = field.name[:-1] if many and field.name.endswith("s") else field.name
+            parser.add_argument(field.name, help=help_text, type=item_type, metavar=metavar.upper(),
+                                nargs="+" if many else None)
+            continue
         kwargs: dict[str, Any] = {"dest": field.name}
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         if required:

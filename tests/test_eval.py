@@ -316,6 +316,11 @@ def test_end_to_end_files(report, checkpoint):
     assert report.command in card and "| sft | 40 | 1200.5 |" in card
     assert "![accuracy_by_task](accuracy_by_task.png)" in card
     assert "Note: Tesseract baseline turned off" in card and "### Exam items by source" in card
+    assert "## Targets" in card and "| target | measured | baseline / reference | met |" in card
+    assert "No ablation results were given" in card
+    assert len(saved["targets"]) == 10 and saved["ablations"] == {}
+    ocr = next(t for t in saved["targets"] if t["target"].startswith("OCR"))
+    assert ocr["met"] is None and "--no-tesseract" in ocr["reference"]   # no baseline: never counted as met
     check_checkpoint_dir(checkpoint)   # the run wrote nothing into the checkpoint
 
 

@@ -403,3 +403,25 @@ def test_missing_or_wrong_checkpoints(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(FileNotFoundError, match="safetensors"):
         build_model(ModelBuildSettings(**{**TINY, "language": str(tmp_path)}))
+
+
+def test_export_halves_the_weights_keeps_every_other_file_and_loads_back_as_float32(built, tmp_path):
+    from ko_hypervl.checkpoint import export_checkpoint
+
+    model, processor = built["builtin"]
+    source = save_checkpoint(model, processor, tmp_path / "source")
+    (source / "model_card.md").write_text("# card\n", encoding="utf-8")
+    out = export_checkpoint(source, tmp_path / "half", torch.float16)
+    assert (out / "model_card.md").read_text(encoding="utf-8") == "# card\n"
+    assert not (tmp_path / "half.partial").exists()
+    size = {d: (d / "model.safetensors").stat().st_size for d in (source, out)}
+    assert 0.45 < size[out] / size[source] < 0.55
+    loaded, loaded_processor = load_checkpoint(out)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}   # stored half, computed in float32
+    inputs = processor(images=[_chart(200, 90)], text=_prompt(processor), branch="large")
+    with torch.no_grad():
+        reference, exported = model(**inputs).logits, loaded(**inputs).logits
+    assert not torch.equal(reference, exported)                          # really rounded to float16 …
+    assert torch.allclose(reference, exported, atol=2e-2, rtol=0)       # … and still the same model
+    with pytest.raises(ValueError, match="must differ"):
+        export_checkpoint(out, out)

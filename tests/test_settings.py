@@ -48,3 +48,14 @@ def test_help_shows_setting_help_and_default(capsys):
     out = capsys.readouterr().out
     assert "--steps" in out and "how many steps (default: 10)" in out
     assert "--no-smoke" in out
+
+
+def test_positional_settings():
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser, Example, positional=("data", "scales"))
+    s = settings_from_args(Example, parser.parse_args(["d", "0.5", "1", "--steps", "3"]))
+    assert (s.data, s.scales, s.steps) == (Path("d"), (0.5, 1.0), 3)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["d"])   # a list takes one value or more
+    with pytest.raises(TypeError, match="no setting"):
+        add_settings_arguments(argparse.ArgumentParser(), Example, positional=("nope",))

@@ -14,11 +14,11 @@ def add_command_group(commands: argparse._SubParsersAction, name: str, help: str
 
 
 def add_settings_command(sub: argparse._SubParsersAction, name: str, help: str, description: str,
-                         settings_cls: type, func) -> argparse.ArgumentParser:
-    """A subcommand whose flags are the fields of the dataclass ``settings_cls``."""
+                         settings_cls: type, func, positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A subcommand whose flags are the fields of the dataclass ``settings_cls`` (``positional``: given without a flag)."""
     from ..settings import add_settings_arguments
 
     parser = sub.add_parser(name, help=help, description=description)
-    add_settings_arguments(parser, settings_cls)
+    add_settings_arguments(parser, settings_cls, positional)
     parser.set_defaults(func=func)
     return parser

@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..evaluation import EvalInputError, EvalSettings, evaluate
-    from ..evaluation.card import results_markdown
+    from ..evaluation.card import results_markdown, targets_markdown
 
     try:
         report = evaluate(settings_from_args(EvalSettings, args))
@@ -34,7 +34,10 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
         return 0
-    print(results_markdown(report.to_dict()))
+    result = report.to_dict()
+    print(results_markdown(result))
+    print()
+    print("\n".join(targets_markdown(result)))
     print()
     for path in report.files:
         print(f"wrote {path}")

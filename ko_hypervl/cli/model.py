@@ -46,11 +46,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("model", nargs="?", default=None, help="checkpoint directory (default: the bundled model)")
     info.set_defaults(func=_info)
 
+    export = sub.add_parser("export", help="copy a checkpoint with its weights stored in a smaller dtype",
+                            description="Copy a checkpoint folder (processor, tokenizer, training summary, model "
+                                        "card included) with its floating-point weights stored as float16 or "
+                                        "bfloat16: half the size on disk. Loading casts them back to float32.")
+    export.add_argument("model", help="checkpoint directory to copy")
+    export.add_argument("--out", type=Path, required=True, help="output checkpoint directory (replaced)")
+    export.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"),
+                        help="storage dtype of the weights")
+    export.set_defaults(func=_export)
+
     from ..model.bench import ModelBenchSettings
 
     add_settings_command(sub, "bench", "memory, visual tokens, prefill and KV-cache benchmarks",
                          "Measure the model-issue targets side by side with their baselines in one run.",
                          ModelBenchSettings, _bench)
+
+    from ..evaluation.language import LMEvalSettings
+
+    add_settings_command(sub, "bpc", "bits per character of checkpoints' language models on held-out text",
+                         "Score each checkpoint's LM on the same held-out Korean text (documents + EOS, as the LM "
+                         "stage trains) and compare bits per character, which is fair across tokenizers; the first "
+                         "checkpoint is the reference.", LMEvalSettings, _bpc, positional=("models",))
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -109,6 +126,29 @@ def _info(args: argparse.Namespace) -> int:
     for branch in ("large", "small"):
         print(f"{branch} branch: {ip.tile_sizes[branch]} px tiles, {ip.tokens_per_tile[branch]} visual tokens per tile")
     print(f"max tiles {ip.max_tiles}, VRC scales {config.vrc_scales}, vocabulary {len(processor.tokenizer):,}")
+    return 0
+
+
+def _bpc(args: argparse.Namespace) -> int:
+    from ..evaluation.language import LMEvalSettings, describe_text, evaluate_language_models
+
+    settings = settings_from_args(LMEvalSettings, args)
+    rows, table = evaluate_language_models(settings)
+    print(f"\n{describe_text(rows, settings)}\n")
+    print(table)
+    if settings.json_out is not None:
+        print(f"\nJSON: {settings.json_out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import export_checkpoint
+
+    out = export_checkpoint(args.model, args.out, getattr(torch, args.dtype))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"exported {args.model} as {args.dtype} to {out} ({size / 2**20:.1f} MiB)")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The model card (``model_card.md``) and the files beside it: ``eval.json``, ``predictions.jsonl``, plots.
 
-Every number in the card is read from the JSON report, so the card, eval.json and the CLI table agree.
+Every number in the card is read from the JSON report, so the card, eval.json and the CLI table agree; the
+Ablations section also shows the twins' numbers, read from the ablation files named with ``--ablations``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from .language import format_table as bpc_table
 from .plots import write_plots
+from .targets import (HEADLINE_MODE, KNOWN_ABLATIONS, LM_TOKENIZER, NO_DCL, TargetRow, dcl_gap, exact_match_of,
+                      kl_weights, same_rows, target_rows, targets_table)
 
 MISSING = "—"
 CARD = "model_card.md"
@@ -145,13 +149,75 @@ def _checkpoint_lines(model: dict) -> list[str]:
             f"- path: `{model['path']}`"]
 
 
-def card_markdown(report: dict, plots: list[str]) -> str:
-    """The whole model card."""
+def targets_markdown(report: dict, ablations: dict[str, dict] | None = None) -> list[str]:
+    """The Targets section's body: the table of eval.json's ``targets`` (computed here when the dict has none)."""
+    rows = ([TargetRow(**row) for row in report["targets"]] if "targets" in report
+            else target_rows(report, ablations or {}))
+    return [f"The targets of issue #7, measured by this run (accuracy targets in {HEADLINE_MODE} mode, the default "
+            "of `ask`) and by the ablation runs named with `--ablations` (see Ablations). A target that needs a "
+            "mode, a baseline or an ablation this run does not have is marked not measurable, never met.", "",
+            targets_table(rows)]
+
+
+def _rate_pct(rate) -> str:
+    return _pct(rate[0]) if rate else MISSING
+
+
+def _no_dcl_lines(report: dict, twin: dict) -> list[str]:
+    """Ours beside the no-DCL twin: exact match per mode, the high − low gap, the KL weights, the rows."""
+    modes = [m for m in ("high", "low", "auto") if m in report["modes"] or m in twin["modes"]]
+    rows = [["model", report["model"]["name"], twin.get("model", {}).get("name", MISSING)]]
+    rows += [[f"exact match: {m}", _rate_pct(exact_match_of(report, m)), _rate_pct(exact_match_of(twin, m))]
+             for m in modes]
+    gaps = [dcl_gap(report), dcl_gap(twin)]
+    rows.append(["gap high − low", *(f"{100 * g[0]:.1f} pts" if g else MISSING for g in gaps)])
+    ttft = [[(r["modes"].get(m) or {}).get("latency") for m in ("high", "low")] for r in (report, twin)]
+    rows.append(["time to first token high / low", *(
+        f"{1000 * h['mean_time_to_first_token_s']:.0f} / {1000 * lo['mean_time_to_first_token_s']:.0f} ms"
+        if h and lo else MISSING for h, lo in ttft)])
+    weights = [kl_weights(r.get("training_summary")) for r in (report, twin)]
+    rows.append(["DCL KL weight by stage (training summary)",
+                 *(", ".join(f"{stage} {weight}" for stage, weight in by_stage.items()) or MISSING
+                   for by_stage in weights)])
+    lines = _table(["metric", "ours", "no-DCL twin"], rows)
+    if not same_rows(report, twin):
+        lines += ["", f"The twin was evaluated on other rows ({twin.get('data', {}).get('origin', MISSING)}, "
+                      f"{twin.get('data', {}).get('questions', MISSING)} questions): not comparable."]
+    return lines
+
+
+def ablations_markdown(report: dict, ablations: dict[str, dict] | None = None) -> list[str]:
+    """The Ablations section's body: per ablation, its file and the twin's key numbers beside ours."""
+    paths = report.get("ablations") or {}
+    if not paths:
+        return ["No ablation results were given to this run; give them with "
+                f"`ko-hypervl eval --ablations {NO_DCL}=… {LM_TOKENIZER}=…` ("
+                + "; ".join(f"{name}: {what}" for name, what in KNOWN_ABLATIONS.items()) + ")."]
+    lines: list[str] = []
+    for name, path in paths.items():
+        data = (ablations or {}).get(name)
+        lines += [f"### {name}", "", f"From `{path}` ({KNOWN_ABLATIONS[name]}).", ""]
+        if data is None:
+            lines += ["(not loaded here)", ""]
+        elif name == NO_DCL:
+            lines += [*_no_dcl_lines(report, data), ""]
+        elif name == LM_TOKENIZER:
+            lines += [bpc_table(data["rows"]), ""]
+            if data.get("text"):
+                lines += [f"Scored text: {data['text']}. First row: the LM with our tokenizer; bits/char ÷ first "
+                          "and tokens/char ÷ first compare each row with it.", ""]
+    return lines[:-1]
+
+
+def card_markdown(report: dict, plots: list[str], ablations: dict[str, dict] | None = None) -> str:
+    """The whole model card; ``ablations`` are the loaded ablation files (for the Ablations section's numbers)."""
     data, hw = report["data"], report["hardware"]
     lines = [f"# Model card: {report['model']['name']}", "",
              f"Evaluated on {report['date']} with ko-hypervl {__version__}. Generated by `ko-hypervl eval`; "
              "regenerate it rather than editing it.", "", "## Results", "", results_markdown(report), ""]
     lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    lines += ["", "## Targets", "", *targets_markdown(report, ablations), "",
+              "## Ablations", "", *ablations_markdown(report, ablations)]
     lines += ["", "## Checkpoint", "", *_checkpoint_lines(report["model"]), "", "## Training", ""]
     if report["training_summary"] is None:
         lines.append("The checkpoint folder has no (readable) `training_summary.json`.")
@@ -181,7 +247,7 @@ def write_eval_outputs(report, out: Path) -> list[Path]:
         for record in report.prediction_records():
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     card = out / CARD
-    card.write_text(card_markdown(data, [str(p) for p in files]), encoding="utf-8")
+    card.write_text(card_markdown(data, [str(p) for p in files], report.ablations), encoding="utf-8")
     files = [card, out / REPORT_JSON, predictions, *files]
     report.files = files
     (out / REPORT_JSON).write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")

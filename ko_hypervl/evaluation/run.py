@@ -28,6 +28,7 @@ from .generate import decide_all, generate_answers
 from .latency import LatencySummary, measure_latency
 from .provenance import checkpoint_summary, hardware_summary
 from .scoring import ModeScores, VisualTokenSummary, score_answers, summarize_visual_tokens
+from .targets import load_ablations, parse_ablations, target_rows
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT_ROOT = Path("eval_results")
@@ -50,6 +51,12 @@ class EvalSettings:
                                           "(default: eval_results/<model folder name>)")
     seed: int = setting(0, help="seed of the rendered rows (the corpus build seed) and of torch")
     device: str | None = setting(None, help="torch device, e.g. cuda (default: cpu)")
+    ablations: list[str] = setting([], help="ablation results shown in the model card's Targets and Ablations "
+                                            "sections, as NAME=PATH items: no-dcl=runs/ablation-dcl/eval/eval.json "
+                                            "(the eval.json of the twin trained without DCL, --kl-weight 0, "
+                                            "evaluated with the same settings), lm-tokenizer=runs/ablation-lm/"
+                                            "bpc.json (the `ko-hypervl model bpc --json-out` file of the tokenizer "
+                                            "ablation, our LM first)")
 
     def __post_init__(self) -> None:
         for name in ("num", "max_new_tokens", "batch_size"):
@@ -62,6 +69,8 @@ class EvalSettings:
             raise EvalInputError(f"--modes must name some of {', '.join(MODES)}, got {', '.join(self.modes) or 'none'}")
         self.modes = list(dict.fromkeys(self.modes))   # asking twice for a mode evaluates it once
         check_device(self.device)
+        self.ablations = [str(item) for item in self.ablations]
+        parse_ablations(self.ablations)   # NAME=PATH, known names, files that exist
 
 
 def settings_command(settings: EvalSettings) -> str:
@@ -72,7 +81,8 @@ def settings_command(settings: EvalSettings) -> str:
         if isinstance(value, bool):
             words.append(flag if value else "--no-" + f.name.replace("_", "-"))
         elif isinstance(value, (list, tuple)):
-            words += [flag, *map(str, value)]
+            if value:   # an empty list is the default (`--flag` with no values would not parse)
+                words += [flag, *map(str, value)]
         elif value is not None:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -106,15 +116,23 @@ class EvalReport:
     questions: list[EvalQuestion] = field(repr=False)
     predictions: dict[str, list[str]] = field(repr=False)   # mode -> answer per question
     files: list[Path] = field(default_factory=list)
+    ablations: dict[str, dict] = field(default_factory=dict, repr=False)   # name -> the loaded ablation JSON
 
     def to_dict(self) -> dict:
-        """Everything but the per-question answers (those go to predictions.jsonl), JSON-ready."""
+        """Everything but the per-question answers (those go to predictions.jsonl), JSON-ready.
+
+        ``targets`` are the issue #7 targets measured from this report and the loaded ablations;
+        ``ablations`` maps each ablation name to the file it was read from.
+        """
         settings = settings_dict(self.settings)
-        return {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
-                "hardware": self.hardware, "data": self.data,
-                "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
-                "tesseract": self.tesseract, "training_summary": self.training_summary,
-                "files": [str(p) for p in self.files]}
+        out = {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
+               "hardware": self.hardware, "data": self.data,
+               "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
+               "tesseract": self.tesseract}
+        out["targets"] = [row.to_dict() for row in target_rows(out, self.ablations)]
+        out["ablations"] = {name: str(path) for name, path in
+                            parse_ablations(self.settings.ablations, must_exist=False).items()}
+        return {**out, "training_summary": self.training_summary, "files": [str(p) for p in self.files]}
 
     def prediction_records(self) -> list[dict]:
         """One record per (mode, question): the question, the exact answer and the model's."""
@@ -177,6 +195,7 @@ def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str,
 def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
     """Evaluate the checkpoint of ``settings`` in each mode; nothing is written (see ``evaluate``)."""
     model_dir = resolve_model_dir(settings.model)
+    ablations = load_ablations(parse_ablations(settings.ablations))   # bad files fail before the long run
     data = load_eval_data(settings.data, settings.kinds, settings.num, settings.seed, progress)
     torch.manual_seed(settings.seed)
     vlm = KoHyperVL.load(model_dir, device=settings.device)
@@ -191,7 +210,8 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
         data={"origin": data.origin, "rows": len(data.images), "questions": len(data.questions),
               "rows_per_kind": data.rows_per_kind()},
         modes=results, tesseract=tesseract_on_rows(data, settings.tesseract, progress),
-        training_summary=read_training_summary(model_dir), questions=data.questions, predictions=predictions)
+        training_summary=read_training_summary(model_dir), questions=data.questions, predictions=predictions,
+        ablations=ablations)
 
 
 def evaluate(settings: EvalSettings | None = None, progress: bool = True) -> EvalReport:

@@ -16,6 +16,10 @@ decide what the vocabulary may contain, and the result is an ordinary byte-level
 The final model is byte-level (every string round-trips exactly, unseen characters fall back to
 bytes) with the merges of round 1 followed by those of round 2. ``join_share`` sets how much of the
 vocabulary goes to round 2: more means fewer tokens per text; fewer leaves room for rarer morphemes.
+
+``method="plain"`` trains the ablation twin: ordinary byte-level BPE on the same lines, with the same
+vocabulary size, special tokens and encode-time pipeline, but no Kiwi, no morpheme or space cuts and no
+round 2, so an LM trained on each isolates what the morpheme-aware vocabulary is worth.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PIECE_DELIMITER = "\ue000"  # marks a morpheme cut in training text; removed by the training pre-tokenizer
 _PUA_BASE = 0xF0000  # supplementary private-use plane: one character per round-1 token id in round 2
+METHODS = ("morpheme", "plain")
 
 
 @dataclass
@@ -54,8 +59,14 @@ class TokenizerTrainSettings:
     corpus_dir: Path | None = setting(None, help="corpora/ folder (default: the repository's)")
     cache_dir: Path | None = setting(Path.home() / ".cache" / "ko_hypervl",
                                      help="where the morpheme analysis of the training text is cached")
+    method: str = setting("morpheme", help="morpheme: ours (Kiwi cuts at training time + whole-morpheme joins); "
+                                           "plain: ordinary byte-level BPE on the same lines, same vocab size and "
+                                           "special tokens, no morpheme cuts — the ablation twin (ignores "
+                                           "--join-share and the Kiwi settings)", choices=METHODS)
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown tokenizer method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.vocab_size < len(SPECIAL_TOKENS) + 256 + 100:
             raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 356} (specials + 256 bytes + 100)")
         if not 0.0 <= self.join_share < 1.0:
@@ -210,6 +221,8 @@ def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | Non
     lines = [line for line in lines if line]
     if not lines:
         raise ValueError("no training text: the corpus (or the given lines) is empty")
+    if settings.method == "plain":
+        return train_plain_tokenizer(lines, settings.vocab_size, settings.min_frequency, t0)
     log.info("morpheme analysis of %d lines (%d characters)", len(lines), sum(map(len, lines)))
     cuts = _cached_analysis(lines, settings.kiwi_workers, settings.cache_dir)
     learned = settings.vocab_size - len(SPECIAL_TOKENS) - 256
@@ -221,6 +234,20 @@ def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | Non
     joins = train_morpheme_joins(words, int(want * 1.1) + 10, settings.min_frequency)
     tok = assemble(piece_tok, joins, settings.vocab_size)
     log.info("trained %d-token vocabulary in %.0f s", tok.get_vocab_size(), time.time() - t0)
+    return tok
+
+
+def train_plain_tokenizer(lines: Sequence[str], vocab_size: int, min_frequency: int, t0: float | None = None):
+    """The ablation twin: round 1 alone on the raw lines (no delimiter in them, so no cut), assembled like ours.
+
+    ``assemble`` gives it the same encode-time pre-tokenizer, decoder and post-processor as ours; the
+    trainer reserves the same special tokens at the same ids.
+    """
+    t0 = time.time() if t0 is None else t0
+    log.info("plain byte-level BPE on %d lines (%d characters), no morpheme analysis", len(lines), sum(map(len, lines)))
+    piece_tok = train_morpheme_pieces([line.replace(PIECE_DELIMITER, "") for line in lines], vocab_size, min_frequency)
+    tok = assemble(piece_tok, [], vocab_size)
+    log.info("trained %d-token plain BPE vocabulary in %.0f s", tok.get_vocab_size(), time.time() - t0)
     return tok
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from ..checkpoint import staged_directory
+
 LATEST = "latest.json"
 
 
@@ -26,20 +28,6 @@ def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def staged_directory(target: Path) -> Iterator[Path]:
-    """Yields an empty ``<target>.partial`` to fill; it replaces ``target`` only when the block completes.
-
-    A kill inside the block leaves ``target`` as it was (and a ``.partial`` the next attempt clears).
-    """
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    yield partial
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)
 
 
 def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -15,16 +15,15 @@ log = logging.getLogger(__name__)
 IGNORE = -100
 
 
-def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None = None,
-                     progress: bool = True) -> torch.Tensor:
-    """Documents joined by EOS and cut into ``(blocks, block_size)`` token ids (the last partial block dropped)."""
+def document_token_ids(tokenizer, texts, max_tokens: int | None = None, progress: bool = True) -> list[int]:
+    """The token stream the LM stage trains on: each non-blank document's ids (no BOS), then EOS, in order.
+
+    With ``max_tokens`` encoding stops once that many ids exist (the stream may run a little past it).
+    """
     from tqdm.auto import tqdm
 
-    if block_size < 2:
-        raise ValueError(f"the block size must be at least 2 tokens, got {block_size}")
     ids: list[int] = []
     batch: list[str] = []
-    texts = list(texts)
 
     def flush():
         for encoded in tokenizer(batch, add_special_tokens=False)["input_ids"]:
@@ -32,8 +31,8 @@ def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None =
             ids.append(tokenizer.eos_token_id)
         batch.clear()
 
-    for text in tqdm(texts, desc="tokenizing", unit="doc", disable=not progress):
-        if text and text.strip():
+    for text in tqdm(list(texts), desc="tokenizing", unit="doc", disable=not progress):
+        if is_document(text):
             batch.append(text)
         if len(batch) == 256:
             flush()
@@ -41,6 +40,20 @@ def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None =
                 break
     if batch:
         flush()
+    return ids
+
+
+def is_document(text) -> bool:
+    """Whether the LM stream includes ``text`` (blank documents are skipped)."""
+    return bool(text and text.strip())
+
+
+def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None = None,
+                     progress: bool = True) -> torch.Tensor:
+    """Documents joined by EOS and cut into ``(blocks, block_size)`` token ids (the last partial block dropped)."""
+    if block_size < 2:
+        raise ValueError(f"the block size must be at least 2 tokens, got {block_size}")
+    ids = document_token_ids(tokenizer, texts, max_tokens, progress)
     if max_tokens:
         ids = ids[:max_tokens]
     blocks = len(ids) // block_size

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import TRAINING_SUMMARY, save_checkpoint
+from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
-from .checkpointing import staged_directory, write_json_atomic
+from .checkpointing import write_json_atomic
 from .run import FINAL, hardware, stage_history, train_lm, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
@@ -42,6 +42,13 @@ class Recipe:
 SMOKE_MODEL = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
                    small_vit_layers=1, lm_hidden_size=64, lm_layers=2, lm_heads=2, lm_kv_heads=1,
                    lm_intermediate_size=128, max_positions=1024, max_tiles=6)
+# The bundled model, sized by measurement on the 2-core CPU (docs/model_sizes.md): 112-px tiles, up to 20 of
+# them (a 560×448 full resolution), a 128-wide 4-layer large ViT, a 64-wide 2-layer small one whose pixel
+# shuffle 4 gives it a quarter of the large branch's visual tokens, and a 256-wide 4-layer LM.
+TINY_MODEL = dict(tile_size=112, patch_size=14, vit_hidden_size=128, vit_layers=4, small_vit_hidden_size=64,
+                  small_vit_layers=2, pixel_shuffle_factor=2, small_pixel_shuffle_factor=4, lm_hidden_size=256,
+                  lm_layers=4, lm_heads=4, lm_kv_heads=2, lm_intermediate_size=704, max_positions=2048,
+                  max_tiles=20)
 RECIPES = {
     "smoke": Recipe(
         model=SMOKE_MODEL, images_per_kind=10,
@@ -55,17 +62,17 @@ RECIPES = {
         description="a minutes-long run of every stage on a toy-sized model, for tests and CI",
     ),
     "tiny": Recipe(
-        model={}, images_per_kind=600,
-        train={"lm": dict(steps=1500, batch_size=16, micro_batch_size=8, learning_rate=2e-3, warmup_steps=100,
-                          save_every=100),
-               "align": dict(steps=400, batch_size=16, micro_batch_size=8, learning_rate=1e-3, warmup_steps=40,
-                             save_every=50),
-               "sft": dict(steps=1000, batch_size=16, micro_batch_size=8, learning_rate=5e-4, warmup_steps=50,
-                           save_every=50),
-               "dcl": dict(steps=400, batch_size=16, micro_batch_size=8, learning_rate=2e-4, warmup_steps=20,
-                           save_every=50)},
-        stage={"lm": dict(block_size=512), "align": {}, "sft": {}, "dcl": {}, "vrc": dict(max_images=400)},
-        description="the bundled ko-hypervl-tiny: the default built-in model sizes",
+        model=TINY_MODEL, images_per_kind=1000,
+        train={"lm": dict(steps=100, batch_size=8, micro_batch_size=8, learning_rate=2e-3, warmup_steps=10,
+                          save_every=25),
+               "align": dict(steps=120, batch_size=16, micro_batch_size=8, learning_rate=2e-3, warmup_steps=12,
+                             save_every=20),
+               "sft": dict(steps=150, batch_size=16, micro_batch_size=8, learning_rate=1e-3, warmup_steps=20,
+                           save_every=20),
+               "dcl": dict(steps=40, batch_size=16, micro_batch_size=8, learning_rate=3e-4, warmup_steps=4,
+                           save_every=20)},
+        stage={"lm": dict(block_size=256), "align": {}, "sft": {}, "dcl": {}, "vrc": dict(max_images=120)},
+        description="the bundled ko-hypervl-tiny: sized to train in about an hour on a 2-core CPU",
     ),
 }
 

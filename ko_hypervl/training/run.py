@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import TRAINING_SUMMARY, check_checkpoint_dir, load_checkpoint, read_training_summary, save_checkpoint
+from ..checkpoint import (TRAINING_SUMMARY, check_checkpoint_dir, load_checkpoint, read_training_summary, save_checkpoint,
+                          staged_directory)
 from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
-from .checkpointing import staged_directory
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
