@@ -64,6 +64,9 @@ class Answer:
     time_to_first_token_s: float
     tokens_per_s: float
     total_s: float
+    # why generation ended: "stop" (end of turn), "length" (max_new_tokens), "time" (max_time) or
+    # "cancelled" (the caller stopped reading)
+    finish_reason: str = "stop"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -74,7 +77,8 @@ class Answer:
         return {"answer": self.text, "vrc": [d.to_dict() for d in self.decisions], "prompt_tokens": self.prompt_tokens,
                 "visual_tokens": self.visual_tokens, "new_tokens": self.new_tokens,
                 "time_to_first_token_s": round(self.time_to_first_token_s, 4),
-                "tokens_per_s": round(self.tokens_per_s, 2), "total_s": round(self.total_s, 4), **self.extra}
+                "tokens_per_s": round(self.tokens_per_s, 2), "total_s": round(self.total_s, 4),
+                "finish_reason": self.finish_reason, **self.extra}
 
 
 class _TimedStreamer(BaseStreamer):
@@ -180,8 +184,14 @@ class KoHyperVL:
         return inputs.to(self.model.device), decisions
 
     def stream(self, images, question: str, mode: str = "auto", scale: float | None = None,
-               max_new_tokens: int = 128, history: list[dict] | None = None) -> Iterator[str | Answer]:
-        """Yields the answer as text pieces while it is generated, then the finished ``Answer``."""
+               max_new_tokens: int = 128, history: list[dict] | None = None,
+               max_time: float | None = None) -> Iterator[str | Answer]:
+        """Yields the answer as text pieces while it is generated, then the finished ``Answer``.
+
+        ``max_time`` (seconds) ends generation early, keeping what was generated (``finish_reason="time"``).
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         start = time.perf_counter()
         inputs, decisions = self.prepare(images, question, mode, scale, history)
         streamer = _TimedStreamer(self.processor.tokenizer)
@@ -192,6 +202,7 @@ class KoHyperVL:
             try:
                 with torch.inference_mode():
                     self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, do_sample=False,
+                                        max_time=max_time,
                                         stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
@@ -213,13 +224,25 @@ class KoHyperVL:
         times = streamer.token_times
         first = times[0] - start if times else end - start
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        reason = self._finish_reason(streamer.token_ids, max_new_tokens, max_time, end - start)
         yield Answer("".join(pieces).strip(), decisions, int(inputs["input_ids"].shape[-1]), len(times), first, rate,
-                     end - start)
+                     end - start, reason)
+
+    def _finish_reason(self, token_ids: list[int], max_new_tokens: int, max_time: float | None, elapsed: float) -> str:
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+        if token_ids and token_ids[-1] in eos:
+            return "stop"
+        if len(token_ids) >= max_new_tokens:
+            return "length"
+        if max_time is not None and elapsed >= max_time:
+            return "time"
+        return "cancelled"
 
     def ask(self, images, question: str, mode: str = "auto", scale: float | None = None, max_new_tokens: int = 128,
-            history: list[dict] | None = None) -> Answer:
+            history: list[dict] | None = None, max_time: float | None = None) -> Answer:
         """The answer to ``question`` about ``images``, with its VRC decision and timings."""
-        *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history)
+        *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history, max_time)
         return answer
 
 

@@ -24,8 +24,13 @@ else
     PY="$VENV/bin/python"
 fi
 
-# --- system packages (apt): listed one per line in scripts/apt-packages.txt ---------------------------
-mapfile -t APT_PACKAGES < <(grep -v '^\s*\(#\|$\)' "$ROOT/scripts/apt-packages.txt" || true)
+# --- system packages (apt): one per line in scripts/apt-packages.txt, plus apt-packages-EXTRA.txt ----------
+# for each extra asked for (e.g. the headless Chromium the browser tests drive, with `dev`)
+APT_LISTS=("$ROOT/scripts/apt-packages.txt")
+for extra in ${EXTRAS//,/ }; do
+    if [ -f "$ROOT/scripts/apt-packages-$extra.txt" ]; then APT_LISTS+=("$ROOT/scripts/apt-packages-$extra.txt"); fi
+done
+mapfile -t APT_PACKAGES < <(cat "${APT_LISTS[@]}" | grep -v '^\s*\(#\|$\)' || true)
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

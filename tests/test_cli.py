@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 
 from ko_hypervl.cli import main
-from ko_hypervl.cli.planned import PLANNED
 
 
 def test_console_script_help_lists_subcommands():
     # the installed console script, the way users call it
     script = Path(sys.executable).parent / "ko-hypervl"  # installed beside this interpreter, even if not on PATH
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
-    for name in ("corpora", "tokenizer", "model", "ask", *PLANNED):
+    for name in ("corpora", "tokenizer", "model", "ask", "train", "eval", "demo", "serve"):
         assert name in out
 
 
@@ -21,10 +20,13 @@ def test_module_entry_point_version():
     assert out.stdout.startswith("ko-hypervl ")
 
 
-@pytest.mark.parametrize("name", sorted(PLANNED))
-def test_planned_commands_say_so(name, capsys):
-    assert main([name]) == 2
-    assert "not available yet" in capsys.readouterr().err
+@pytest.mark.parametrize("name", ["demo", "serve"])
+def test_server_commands_refuse_bad_limits_before_loading(name, capsys):
+    # settings are checked when they are built, before the model loads or a port is taken
+    assert main([name, "--max-new-tokens", "0"]) == 1
+    assert "--max-new-tokens must be at least 1" in capsys.readouterr().err
+    assert main([name, "--port", "70000"]) == 1
+    assert "--port" in capsys.readouterr().err
 
 
 def test_group_without_action_prints_its_help(capsys):

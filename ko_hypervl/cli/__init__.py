@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .. import __version__
-from . import corpora, evaluation, model, planned, tokenizer, train
+from . import corpora, evaluation, model, serve, tokenizer, train
 
 DESCRIPTION = """\
 ko-hypervl: 한국어 우선 소형 비전-언어 모델 툴킷 (Korean-first small vision-language model toolkit).
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(commands)
     train.register(commands)
     evaluation.register(commands)
-    planned.register(commands)
+    serve.register(commands)
     return parser
 
 
