@@ -25,9 +25,17 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from .processing.tiling import TilePlan
+from .textinput import check_text
 
 MODES = ("auto", "low", "high")
 MAX_QUESTION_CHARS = 4000
+
+
+def check_question(question) -> str:
+    """``question`` if it can be asked: text, not blank, at most ``MAX_QUESTION_CHARS`` characters."""
+    return check_text(question, what="the question", limit=MAX_QUESTION_CHARS,
+                      empty_hint="ask something about the image (질문을 입력하세요)",
+                      long_hint=f"질문이 너무 깁니다: {MAX_QUESTION_CHARS:,}자 이하로 줄여 주세요")
 
 
 @dataclass
@@ -166,11 +174,7 @@ class KoHyperVL:
     def prepare(self, images, question: str, mode: str = "auto", scale: float | None = None,
                 history: list[dict] | None = None):
         """Processor inputs and VRC decisions for one question about ``images`` (one image or a list)."""
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("the question is empty; ask something about the image (질문을 입력하세요)")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS} "
-                             f"(질문이 너무 깁니다)")
+        check_question(question)
         if "<image>" in question:
             raise ValueError("the question contains the reserved placeholder '<image>'; remove it")
         images = [] if images is None else (list(images) if isinstance(images, (list, tuple)) else [images])

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..inference import MAX_QUESTION_CHARS, MODES, Answer, KoHyperVL
+from ..inference import MODES, Answer, KoHyperVL, check_question
 from ..processing.images import DEFAULT_MAX_PIXELS, load_image
 from ..settings import setting
 from .gate import ConcurrencyGate
@@ -82,13 +82,7 @@ class ModelService:
         return [load_image(image, max_pixels=self.settings.max_pixels) for image in images]
 
     def check_request(self, question: str, mode: str, max_new_tokens: int | None) -> int:
-        if not isinstance(question, str):
-            raise TypeError(f"the question must be text, got {type(question).__name__}")
-        if not question.strip():
-            raise ValueError("the question is empty; ask something about the image (질문을 입력하세요)")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,} "
-                             f"(질문이 너무 깁니다: {MAX_QUESTION_CHARS:,}자 이하로 줄여 주세요)")
+        check_question(question)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if max_new_tokens is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from ..textinput import check_text
 from ..tokenization.bytelevel import utf8_char_offsets
 from ..tokenization.metrics import BoundaryCount
 from ..tokenization.morphology import morpheme_cuts, split_at
@@ -105,13 +106,9 @@ def compare_tokenizers(text: str, ours, baseline=None) -> tuple[list[TokenView],
 
     ``ours`` and ``baseline`` are tokenizer adapters with ``byte_spans(text)`` (see ``tokenization.baselines``).
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError("type some Korean text to tokenize (토큰으로 나눌 한국어 문장을 입력하세요)")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"the text is {len(text):,} characters; the tab shows at most {MAX_TEXT_CHARS:,} "
-                         f"(문장이 너무 깁니다)")
+    check_text(text, what="the text", limit=MAX_TEXT_CHARS,
+               empty_hint="type some Korean text to tokenize (토큰으로 나눌 한국어 문장을 입력하세요)",
+               long_hint="문장이 너무 깁니다")
     (cuts,) = morpheme_cuts([text])
     views = [token_view(ours.name, text, ours.byte_spans(text), cuts)]
     if baseline is not None:

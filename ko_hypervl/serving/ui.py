@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..inference import Answer
-from ..processing.images import ImageInputError, load_image
+from ..processing.images import ImageInputError
 from ..settings import setting
 from .examples import Example, load_examples
 from .gate import ServerBusy
@@ -63,31 +63,25 @@ class DemoCallbacks:
         import gradio as gr
 
         image_path = image.get("path") if isinstance(image, dict) else image
-        images = [image_path] if image_path else []
         try:
-            stream = self.service.open_stream(images, question or "", mode, int(max_tokens))
+            # decoded once, here: the same pixels feed the model and the VRC view
+            loaded = self.service.load_images([image_path] if image_path else [])
+            stream = self.service.open_stream(loaded, question or "", mode, int(max_tokens))
         except (ImageInputError, FileNotFoundError) as exc:
             # name the file as the user knows it, not by its path in Gradio's upload cache
             name = image.get("orig_name") if isinstance(image, dict) else None
             detail = str(exc).replace(repr(image_path), repr(name)) if name else str(exc)
             raise gr.Error(f"이미지를 쓸 수 없습니다 (cannot use this image): {detail}") from None
-        except ServerBusy as exc:
-            raise gr.Error(str(exc)) from None
-        except (ValueError, TypeError) as exc:
+        except (ServerBusy, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from None
         text = ""
         for item in stream:
             if isinstance(item, Answer):
-                yield item.text, self._view(image_path, item), decision_markdown(item)
+                view = model_view(loaded[0], item.decisions[0]) if loaded else None
+                yield item.text, view, decision_markdown(item)
                 return
             text += item
             yield text, None, "*답변 생성 중… (generating)*"
-
-    @staticmethod
-    def _view(image_path: str | None, answer: Answer):
-        if not image_path or not answer.decisions:
-            return None
-        return model_view(load_image(image_path), answer.decisions[0])
 
     def tokenize(self, text: str) -> tuple[str, str, str]:
         """(our tokens HTML, GPT-4o tokens HTML, Kiwi's morphemes as markdown) for ``text``."""
