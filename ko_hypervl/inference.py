@@ -38,6 +38,13 @@ def check_question(question) -> str:
                       long_hint=f"질문이 너무 깁니다: {MAX_QUESTION_CHARS:,}자 이하로 줄여 주세요")
 
 
+def check_mode(mode) -> str:
+    """``mode`` if it is one of ``MODES``; else an error that lists them."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
 @dataclass
 class VRCDecision:
     mode: str
@@ -152,8 +159,7 @@ class KoHyperVL:
 
     def decide(self, images: list, mode: str = "auto", scale: float | None = None) -> list[VRCDecision]:
         """The branch and scale each image gets in ``mode``, with the visual-token accounting."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        check_mode(mode)
         branch = "small" if mode == "low" else "large"
         if scale is not None:
             scales, chosen_by = [float(scale)] * len(images), "fixed"

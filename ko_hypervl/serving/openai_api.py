@@ -50,7 +50,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..inference import MODES, Answer
+from ..inference import Answer, check_mode
 from ..processing.images import ImageInputError
 from ..settings import setting
 from .gate import ServerBusy
@@ -245,9 +245,10 @@ def allowed_path(path: str, allowed_dirs: Sequence[Path]) -> Path:
 
 
 def _parse_mode(mode) -> str:
-    if mode not in MODES:
-        raise ApiError(400, f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "invalid_mode", "mode")
-    return mode
+    try:
+        return check_mode(mode)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "invalid_mode", "mode") from None
 
 
 def _parse_max_tokens(body: dict) -> int | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..inference import MODES, Answer, KoHyperVL, check_question
+from ..inference import Answer, KoHyperVL, check_mode, check_question
 from ..processing.images import DEFAULT_MAX_PIXELS, load_image
 from ..settings import setting
 from .gate import ConcurrencyGate
@@ -83,8 +83,7 @@ class ModelService:
 
     def check_request(self, question: str, mode: str, max_new_tokens: int | None) -> int:
         check_question(question)
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        check_mode(mode)
         if max_new_tokens is None:
             return self.settings.max_new_tokens
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
