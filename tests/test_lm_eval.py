@@ -46,7 +46,7 @@ def twin_dir(tmp_path_factory):
     """The plain BPE twin, trained through the CLI on the first 400 corpus lines, with Kiwi made to fail."""
     out = tmp_path_factory.mktemp("twin") / "bpe-tokenizer"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "_cached_analysis", _no_kiwi)
+        mp.setattr(train, "cached_morpheme_cuts", _no_kiwi)
         mp.setattr(train, "morpheme_cuts", _no_kiwi)
         assert main(["tokenizer", "train", "--method", "plain", "--vocab-size", str(TWIN_VOCAB), "--max-lines", "400",
                      "--cache-dir", str(out.parent / "cache"), "--out", str(out)]) == 0
@@ -101,7 +101,7 @@ def test_twin_merges_cross_morpheme_and_space_cuts():
 
 
 def test_plain_method_skips_kiwi_in_process(monkeypatch):
-    monkeypatch.setattr(train, "_cached_analysis", _no_kiwi)
+    monkeypatch.setattr(train, "cached_morpheme_cuts", _no_kiwi)
     monkeypatch.setattr(train, "morpheme_cuts", _no_kiwi)
     tok = train_tokenizer(TokenizerTrainSettings(out=Path("unused"), vocab_size=460, method="plain", cache_dir=None),
                           ["가나다라 마바사"] * 10)

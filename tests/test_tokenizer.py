@@ -253,11 +253,40 @@ def test_join_share_trades_tokens_for_boundaries():
     assert counts[1] < counts[0]
 
 
+def test_space_joins_add_no_boundary_inside_words():
+    """joins="space" learns only ' '+one whole morpheme, so its boundaries stay on morpheme cuts more often."""
+    from ko_hypervl.tokenization.bytelevel import to_byte_level, utf8_char_offsets
+    from ko_hypervl.tokenization.metrics import BoundaryCount
+    from ko_hypervl.tokenization.morphology import morpheme_cuts
+
+    lines = training_lines(max_lines=3000)
+    space = to_byte_level(" ")
+    shares, toks = {}, {}
+    for joins in ("space", "morphemes"):
+        tok = train_tokenizer(TokenizerTrainSettings(out=Path("unused"), vocab_size=1500, join_share=0.4, joins=joins,
+                                                     cache_dir=None, kiwi_workers=0), lines)
+        sample = lines[:800]
+        count = BoundaryCount()
+        for line, cuts, enc in zip(sample, morpheme_cuts(sample), tok.encode_batch(sample, add_special_tokens=False)):
+            offsets = utf8_char_offsets(line)
+            count.add(line, [(offsets[a], offsets[b]) for a, b in enc.offsets], cuts)
+        shares[joins], toks[joins] = count.share, tok
+    joined = [t for t in toks["space"].get_vocab() if t.startswith(space) and t.strip(space)]
+    assert len(joined) > 100  # round 2 spent its share on space joins ...
+    assert all(space not in t.lstrip(space) and len(t) - len(t.lstrip(space)) == 1 for t in joined)  # ... and only those
+    for line in lines[:200] + HARD:
+        assert toks["space"].decode(toks["space"].encode(line, add_special_tokens=False).ids,
+                                    skip_special_tokens=False) == line
+    assert shares["space"] > shares["morphemes"]
+
+
 def test_bad_training_settings():
     with pytest.raises(ValueError):
         TokenizerTrainSettings(out=Path("x"), vocab_size=100)
     with pytest.raises(ValueError):
         TokenizerTrainSettings(out=Path("x"), join_share=1.5)
+    with pytest.raises(ValueError, match="unknown join kind"):
+        TokenizerTrainSettings(out=Path("x"), joins="everything")
     with pytest.raises(ValueError, match="no training text"):
         train_tokenizer(TokenizerTrainSettings(out=Path("x"), cache_dir=None), ["", ""])
 

@@ -18,7 +18,7 @@ def test_eval_command_prints_one_table_and_writes_a_chart(tmp_path, capsys):
     text.write_text("\n".join(LINES * 5), encoding="utf-8")
     plot = tmp_path / "chart.png"
     rc = main(["tokenizer", "eval", "--text", str(text), "--no-train-baselines", "--speed-seconds", "0.05",
-               "--plot", str(plot), "--json-out", str(tmp_path / "scores.json")])
+               "--plot", str(plot), "--json-out", str(tmp_path / "scores.json"), "--no-tradeoff"])
     assert rc == 0
     out = capsys.readouterr().out
     header = [l for l in out.splitlines() if l.startswith("| tokenizer")]
@@ -39,6 +39,61 @@ def test_score_of_our_tokenizer_is_exact_and_morpheme_aware():
     assert s.morpheme_cut_share > 0.7
     assert s.chars_per_token > 1.8
     assert "| ours |" in format_table([s])
+
+
+def test_eval_prints_the_tradeoff_curve_with_its_ceiling(tmp_path, capsys):
+    """The trade-off section: one row per knob value, both ceilings, the choice in words, a PNG, JSON; cached."""
+    import json
+
+    text = tmp_path / "news.txt"
+    text.write_text("\n".join(LINES * 5), encoding="utf-8")
+    cache, plot = tmp_path / "cache", tmp_path / "tradeoff.png"
+    args = ["tokenizer", "eval", "--text", str(text), "--no-baselines", "--speed-seconds", "0.05",
+            "--plot", str(tmp_path / "bars.png"), "--tradeoff-plot", str(plot), "--json-out", str(tmp_path / "s.json"),
+            "--vocab-size", "1500", "--tradeoff-train-lines", "3000", "--join-shares", "0.0", "0.4",
+            "--space-join-shares", "0.4", "--cache-dir", str(cache)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("Trade-off along our join knob"):]
+    for row in ("| morpheme joins 0.00 |", "| morpheme joins 0.40 |", "| space joins 0.40 |",
+                "| ceiling: 1,152 most frequent whole morphemes", "| ceiling: every morpheme of the training text"):
+        assert row in section
+    assert "- highest share on the curve:" in section and "(chosen)" not in section  # bundled is 32k, not 1,500
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["tradeoff"]
+    assert [(p["joins"], p["join_share"]) for p in record["points"]] == [("morphemes", 0.0), ("morphemes", 0.4),
+                                                                         ("space", 0.4)]
+    shares = {(p["joins"], p["join_share"]): p["morpheme_cut_share"] for p in record["points"]}
+    ceiling = max(c["share"] for c in record["ceilings"])
+    assert all(share <= ceiling for share in shares.values())
+    cached = sorted(cache.glob("knob-*-1500.json"))
+    assert len(cached) == 3 and all(p.with_name(p.name + ".stamp.json").is_file() for p in cached)
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    assert main(args) == 0  # second run: the knob tokenizers come from the cache
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+
+
+def test_readme_tradeoff_table_is_the_committed_eval_output():
+    """The README's trade-off table and curve come from docs/tokenizer_eval.json (tokenizer/reproduce.sh)."""
+    import json
+    from pathlib import Path
+
+    from ko_hypervl.tokenization.tradeoff import Tradeoff, format_tradeoff
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "docs" / "tokenizer_eval.json").read_text(encoding="utf-8"))
+    result = Tradeoff.from_dict(record["tradeoff"])
+    assert result.chosen is not None and len(result.points) >= 6 and len(result.ceilings) == 2
+    assert format_tradeoff(result) in (root / "README.md").read_text(encoding="utf-8")
+    assert Tradeoff.from_dict(result.to_dict()) == result
+
+
+def test_bundled_tokenizer_knob_is_the_chosen_point():
+    from ko_hypervl.tokenization.bundled import bundled_tokenizer_dir
+    from ko_hypervl.tokenization.tradeoff import KnobPoint
+
+    assert KnobPoint.of_tokenizer(bundled_tokenizer_dir(), 32000) == KnobPoint("morphemes", 0.4)
+    assert KnobPoint.of_tokenizer(bundled_tokenizer_dir(), 1500) is None
 
 
 def test_missing_text_file_is_a_clear_error(tmp_path, capsys):

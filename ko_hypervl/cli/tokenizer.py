@@ -1,4 +1,4 @@
-"""``ko-hypervl tokenizer``: train, evaluate, sweep and try the morpheme-aware Korean tokenizer."""
+"""``ko-hypervl tokenizer``: train, evaluate and try the morpheme-aware Korean tokenizer."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ SAMPLE = "학교에 갔었다고 했잖아요. 오늘 서울의 최고 기온은
 
 def register(commands: argparse._SubParsersAction) -> None:
     from ..tokenization.evaluate import TokenizerEvalSettings
-    from ..tokenization.sweep import TokenizerSweepSettings
     from ..tokenization.train import TokenizerTrainSettings
 
     sub = add_command_group(commands, "tokenizer", "train, evaluate and use the morpheme-aware Korean tokenizer",
@@ -25,9 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                          TokenizerTrainSettings, _train)
     add_settings_command(sub, "eval", "compare tokenizers on the same text (table + bar chart)",
                          "Ours against offline baselines: chars/token, tokens/eojeol, round trip, "
-                         "morpheme-cut share, encode speed.", TokenizerEvalSettings, _eval)
-    add_settings_command(sub, "sweep", "chars/token versus morpheme-cut share over join_share (trains several)",
-                         "Train one tokenizer per join_share value and plot the trade-off.", TokenizerSweepSettings, _sweep)
+                         "morpheme-cut share, encode speed; then the trade-off of chars/token against "
+                         "morpheme-cut share along our join knob, with the ceiling of the share.",
+                         TokenizerEvalSettings, _eval)
 
     enc = sub.add_parser("encode", help="show how a text is tokenized",
                          description="Print the tokens of a text (| marks token boundaries) and the counts.")
@@ -53,32 +52,27 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..tokenization.evaluate import TokenizerEvalSettings, evaluate, format_table, plot_scores, write_json
+    from ..tokenization.tradeoff import format_tradeoff, plot_tradeoff, summarize_tradeoff
 
     settings = settings_from_args(TokenizerEvalSettings, args)
-    scores, skipped, description = evaluate(settings)
-    print(f"\nText: {description}\n")
-    print(format_table(scores))
-    for name, reason in skipped:
+    result = evaluate(settings)
+    print(f"\nText: {result.description}\n")
+    print(format_table(result.scores))
+    for name, reason in result.skipped:
         print(f"skipped {name}: {reason}")
     if settings.plot:
-        plot_scores(scores, settings.plot)
+        plot_scores(result.scores, settings.plot)
         print(f"bar chart: {settings.plot}")
+    if result.tradeoff is not None:
+        print(f"\nTrade-off along our join knob ({settings.vocab_size:,} vocab, same text, same run):\n")
+        print(format_tradeoff(result.tradeoff))
+        print()
+        print(summarize_tradeoff(result.tradeoff))
+        if settings.tradeoff_plot:
+            plot_tradeoff(result.tradeoff, settings.tradeoff_plot)
+            print(f"trade-off curve: {settings.tradeoff_plot}")
     if settings.json_out:
-        write_json(scores, skipped, description, settings.json_out)
-    return 0
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from ..tokenization.sweep import TokenizerSweepSettings, format_sweep, plot_sweep, sweep
-
-    settings = settings_from_args(TokenizerSweepSettings, args)
-    Path(settings.out).mkdir(parents=True, exist_ok=True)
-    results = sweep(settings)
-    table = format_sweep(results)
-    print(table)
-    (Path(settings.out) / "sweep.md").write_text(table + "\n", encoding="utf-8")
-    plot_sweep(results, Path(settings.out) / "sweep.png")
-    print(f"plot: {Path(settings.out) / 'sweep.png'}")
+        write_json(result, settings.json_out)
     return 0
 
 

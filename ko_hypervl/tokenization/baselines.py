@@ -510,7 +510,7 @@ def _stamp_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".stamp.json")
 
 
-def _read_stamp(model_path: Path) -> dict | None:
+def read_stamp(model_path: Path) -> dict | None:
     path = _stamp_path(model_path)
     if not (model_path.is_file() and path.is_file()):
         return None
@@ -526,7 +526,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_stamp(model_path: Path, stamp: dict) -> None:
+def write_stamp(model_path: Path, stamp: dict) -> None:
     _write_atomic(_stamp_path(model_path), json.dumps(stamp, indent=1, sort_keys=True).encode("utf-8"))
 
 
@@ -646,7 +646,7 @@ def train_sentencepiece_baseline(
     options = sentencepiece_options(model_type, vocab_size, num_threads, max_lines)
     stamp = {"kind": "sentencepiece", "options": options, "corpus_sha256": sample.sha256,
              "lines_used": len(sample.lines), "library": spm.__version__}
-    if _read_stamp(model_path) != stamp:
+    if read_stamp(model_path) != stamp:
         if not sample.lines:
             raise ValueError("no training text: every line is empty")
         out.mkdir(parents=True, exist_ok=True)
@@ -656,7 +656,7 @@ def train_sentencepiece_baseline(
             sentence_iterator=iter(sample.lines), model_writer=model, minloglevel=2, **options
         )
         _write_atomic(model_path, model.getvalue())
-        _write_stamp(model_path, stamp)
+        write_stamp(model_path, stamp)
     return SentencePieceAdapter(name, spm.SentencePieceProcessor(model_file=str(model_path)),
                                 source=f"sentencepiece {spm.__version__}, trained on our corpus",
                                 note=f"trained on {len(sample.lines):,} corpus lines, byte fallback")
@@ -742,7 +742,7 @@ def train_kiwi_swtokenizer_baseline(
     config = kiwi_sw_config()
     stamp = {"kind": "kiwi-swtokenizer", "vocab_size": vocab_size, "config": repr(config),
              "corpus_sha256": sample.sha256, "lines_used": len(sample.lines), "library": kiwipiepy.__version__}
-    if _read_stamp(model_path) != stamp:
+    if read_stamp(model_path) != stamp:
         if not sample.lines:
             raise ValueError("no training text: every line is empty")
         out.mkdir(parents=True, exist_ok=True)
@@ -750,7 +750,7 @@ def train_kiwi_swtokenizer_baseline(
         kiwi = kiwipiepy.Kiwi(num_workers=num_threads, load_multi_dict=False)
         sw.SwTokenizer.train(str(tmp), sample.lines, config, vocab_size, kiwi=kiwi, show_progress=False)
         os.replace(tmp, model_path)
-        _write_stamp(model_path, stamp)
+        write_stamp(model_path, stamp)
     return KiwiSwAdapter.from_file(name, model_path)
 
 

@@ -37,6 +37,15 @@ class TokenizerEvalSettings:
     cache_dir: Path = setting(Path.home() / ".cache" / "ko_hypervl", help="cache for trained baselines")
     plot: Path | None = setting(Path("tokenizer_eval.png"), help="bar chart PNG to write")
     json_out: Path | None = setting(None, help="also write the results as JSON here")
+    tradeoff: bool = setting(True, help="also train our tokenizer along its join knob (cached) and print chars/token "
+                                        "against morpheme-cut share on the same text, with the ceiling of the share")
+    join_shares: tuple[float, ...] = setting((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+                                             help="trade-off points: join_share values with joins of whole morphemes")
+    space_join_shares: tuple[float, ...] = setting((0.2, 0.4),
+                                                   help="trade-off points: join_share values with space joins only")
+    tradeoff_train_lines: int = setting(0, help="train the trade-off tokenizers on at most this many corpus lines "
+                                                "(0: the whole train split, as the bundled tokenizer)")
+    tradeoff_plot: Path | None = setting(Path("tokenizer_tradeoff.png"), help="trade-off curve PNG to write")
 
 
 @dataclass
@@ -130,8 +139,16 @@ def ours(paths: Sequence[Path]) -> list:
     return adapters
 
 
-def evaluate(settings: TokenizerEvalSettings) -> tuple[list[TokenizerScore], list[tuple[str, str]], str]:
-    """Score our tokenizer(s) and every available baseline on the same lines."""
+@dataclass
+class EvalResult:
+    scores: list[TokenizerScore]
+    skipped: list[tuple[str, str]]
+    description: str
+    tradeoff: object | None = None  # tradeoff.Tradeoff
+
+
+def evaluate(settings: TokenizerEvalSettings) -> EvalResult:
+    """Score our tokenizer(s) and every available baseline on the same lines, and the trade-off curve."""
     # one core: the speed column compares encoders, not thread pools
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
@@ -150,10 +167,19 @@ def evaluate(settings: TokenizerEvalSettings) -> tuple[list[TokenizerScore], lis
     scores = []
     for adapter in tqdm(adapters, desc="tokenizers", unit="tokenizer"):
         scores.append(score(adapter, text, settings.speed_seconds, getattr(adapter, "note", "")))
-    return scores, skipped, description
+    curve = None
+    if settings.tradeoff:
+        from .bundled import bundled_tokenizer_dir
+        from .tradeoff import KnobPoint, knob_points, tradeoff
+        from .train import training_lines
+
+        chosen = KnobPoint.of_tokenizer((settings.tokenizer or [bundled_tokenizer_dir()])[0], settings.vocab_size)
+        curve = tradeoff(text, knob_points(settings.join_shares, settings.space_join_shares), settings.vocab_size,
+                         training_lines(max_lines=settings.tradeoff_train_lines), settings.cache_dir, chosen)
+    return EvalResult(scores, skipped, description, curve)
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return "–" if math.isnan(x) else f"{x:.1%}"
 
 
@@ -164,8 +190,8 @@ def format_table(scores: Sequence[TokenizerScore]) -> str:
     ]
     for s in scores:
         rows.append(
-            f"| {s.name} | {s.vocab_size:,} | {s.chars_per_token:.2f} | {s.tokens_per_eojeol:.2f} | {_pct(s.round_trip)} | "
-            f"{_pct(s.morpheme_cut_share)} | {_pct(s.gold_cut_share)} | {s.encode_chars_per_s / 1e6:.2f} M |"
+            f"| {s.name} | {s.vocab_size:,} | {s.chars_per_token:.2f} | {s.tokens_per_eojeol:.2f} | {pct(s.round_trip)} | "
+            f"{pct(s.morpheme_cut_share)} | {pct(s.gold_cut_share)} | {s.encode_chars_per_s / 1e6:.2f} M |"
         )
     return "\n".join(rows)
 
@@ -194,7 +220,9 @@ def plot_scores(scores: Sequence[TokenizerScore], path: Path, title: str = "") -
     plt.close(fig)
 
 
-def write_json(scores: Sequence[TokenizerScore], skipped, description: str, path: Path) -> None:
-    path.write_text(json.dumps({"text": description, "scores": [asdict(s) for s in scores],
-                                "skipped": [{"name": n, "reason": r} for n, r in skipped]},
-                               ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def write_json(result: EvalResult, path: Path) -> None:
+    record = {"text": result.description, "scores": [asdict(s) for s in result.scores],
+              "skipped": [{"name": n, "reason": r} for n, r in result.skipped]}
+    if result.tradeoff is not None:
+        record["tradeoff"] = result.tradeoff.to_dict()
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

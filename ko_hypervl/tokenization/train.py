@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 PIECE_DELIMITER = "\ue000"  # marks a morpheme cut in training text; removed by the training pre-tokenizer
 _PUA_BASE = 0xF0000  # supplementary private-use plane: one character per round-1 token id in round 2
 METHODS = ("morpheme", "plain")
+JOIN_KINDS = ("morphemes", "space")
 
 
 @dataclass
@@ -52,7 +53,11 @@ class TokenizerTrainSettings:
     out: Path = setting(help="directory to write the tokenizer to")
     vocab_size: int = setting(32000, help="total vocabulary size, special tokens and the 256 bytes included")
     join_share: float = setting(0.4, help="share of the learned vocabulary spent on joins of whole morphemes "
-                                         "(0.4: >= 2 chars/token on held-out text; see `tokenizer sweep`)")
+                                         "(0.4: >= 2 chars/token on held-out text; `tokenizer eval` shows the trade-off)")
+    joins: str = setting("morphemes", help="what round 2 may join: morphemes: any run of whole morphemes "
+                                           "(학교+에, 했+잖아요) and a leading space; space: only a leading space "
+                                           "with one whole morpheme (' 학교'), which adds no boundary inside a word",
+                         choices=JOIN_KINDS)
     min_frequency: int = setting(2, help="a merge must occur at least this often")
     max_lines: int = setting(0, help="train on at most this many corpus lines (0: the whole train split)")
     kiwi_workers: int = setting(-1, help="Kiwi threads for the morpheme analysis (-1: all cores)")
@@ -69,6 +74,8 @@ class TokenizerTrainSettings:
             raise ValueError(f"unknown tokenizer method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.vocab_size < len(SPECIAL_TOKENS) + 256 + 100:
             raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 356} (specials + 256 bytes + 100)")
+        if self.joins not in JOIN_KINDS:
+            raise ValueError(f"unknown join kind {self.joins!r}; choose from {', '.join(JOIN_KINDS)}")
         if not 0.0 <= self.join_share < 1.0:
             raise ValueError("join_share must be in [0, 1)")
 
@@ -155,14 +162,30 @@ def _segments(ids: tuple) -> Iterator[str]:
             run.append(i)
 
 
-def train_morpheme_joins(words: Counter, num_joins: int, min_frequency: int) -> list[tuple[str, str]]:
-    """Round 2: BPE over sequences of whole-morpheme tokens; merges as pairs of private-use strings."""
+def space_segments(words: Counter, space_id: int) -> Counter:
+    """Only a single leading space followed by one whole morpheme: (' ', 학교) but never 학교+에."""
+    pairs: Counter = Counter()
+    for ids, n in words.items():
+        if len(ids) >= 2 and ids[0] == space_id and ids[1] is not None:
+            pairs[chr(_PUA_BASE + space_id) + chr(_PUA_BASE + ids[1])] += n
+    return pairs
+
+
+def train_morpheme_joins(words: Counter, num_joins: int, min_frequency: int,
+                         space_id: int | None = None) -> list[tuple[str, str]]:
+    """Round 2: BPE over sequences of whole-morpheme tokens; merges as pairs of private-use strings.
+
+    With ``space_id`` only space+morpheme pairs are learned (``joins="space"``).
+    """
     from tokenizers import Tokenizer, models, trainers
 
-    segments: Counter = Counter()
-    for ids, n in words.items():
-        for seg in _segments(ids):
-            segments[seg] += n
+    if space_id is not None:
+        segments = space_segments(words, space_id)
+    else:
+        segments = Counter()
+        for ids, n in words.items():
+            for seg in _segments(ids):
+                segments[seg] += n
     if not segments or num_joins <= 0:
         return []
     alphabet = sorted({ch for seg in segments for ch in seg})
@@ -224,14 +247,15 @@ def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | Non
     if settings.method == "plain":
         return train_plain_tokenizer(lines, settings.vocab_size, settings.min_frequency, t0)
     log.info("morpheme analysis of %d lines (%d characters)", len(lines), sum(map(len, lines)))
-    cuts = _cached_analysis(lines, settings.kiwi_workers, settings.cache_dir)
+    cuts = cached_morpheme_cuts(lines, settings.kiwi_workers, settings.cache_dir)
     learned = settings.vocab_size - len(SPECIAL_TOKENS) - 256
     piece_vocab = settings.vocab_size - int(learned * settings.join_share)
     piece_tok = train_morpheme_pieces([delimit(l, c) for l, c in zip(lines, cuts)], piece_vocab, settings.min_frequency)
     words = morpheme_token_words(piece_tok, lines, cuts)
     want = settings.vocab_size - piece_tok.get_vocab_size()
     # ask for extra joins: some coincide with round-1 merges and are skipped in assemble()
-    joins = train_morpheme_joins(words, int(want * 1.1) + 10, settings.min_frequency)
+    space_id = piece_tok.token_to_id(to_byte_level(" ")) if settings.joins == "space" else None
+    joins = train_morpheme_joins(words, int(want * 1.1) + 10, settings.min_frequency, space_id)
     tok = assemble(piece_tok, joins, settings.vocab_size)
     log.info("trained %d-token vocabulary in %.0f s", tok.get_vocab_size(), time.time() - t0)
     return tok
@@ -251,7 +275,7 @@ def train_plain_tokenizer(lines: Sequence[str], vocab_size: int, min_frequency: 
     return tok
 
 
-def _cached_analysis(lines: Sequence[str], workers: int, cache_dir: Path | None) -> list[list[int]]:
+def cached_morpheme_cuts(lines: Sequence[str], workers: int, cache_dir: Path | None) -> list[list[int]]:
     """Kiwi is the slow step (~0.1 M chars/s/core): reuse its cuts for the same lines and Kiwi version."""
     import gzip
     import hashlib
