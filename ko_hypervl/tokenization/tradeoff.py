@@ -84,6 +84,7 @@ def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cach
     """The tokenizer trained at ``point``, from ``cache_dir`` when one was trained on the same lines."""
     from tokenizers import Tokenizer, __version__ as tokenizers_version
 
+    from . import train
     from .baselines import read_stamp, write_stamp
     from .train import TokenizerTrainSettings, train_tokenizer
 
@@ -97,7 +98,9 @@ def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cach
     path = Path(cache_dir) / f"knob-{point.joins}-{point.join_share:.2f}-{vocab_size}.json"
     stamp = {"kind": "ko-hypervl knob", "joins": point.joins, "join_share": point.join_share,
              "vocab_size": vocab_size, "min_frequency": settings.min_frequency,
-             "corpus_sha256": digest.hexdigest(), "tokenizers": tokenizers_version}
+             "corpus_sha256": digest.hexdigest(), "tokenizers": tokenizers_version,
+             # a change to the training code retrains rather than reusing a tokenizer it would no longer make
+             "trainer_sha256": hashlib.sha256(Path(train.__file__).read_bytes()).hexdigest()}
     if read_stamp(path) == stamp:
         return Tokenizer.from_file(str(path))
     tok = train_tokenizer(settings, lines)
