@@ -14,12 +14,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from ..settings import setting
 from .metrics import BoundaryCount, count_eojeol
 from .morphology import gold_cuts_of_sentence, morpheme_cuts
+
+if TYPE_CHECKING:  # tradeoff imports this module
+    from .tradeoff import Tradeoff
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +148,7 @@ class EvalResult:
     scores: list[TokenizerScore]
     skipped: list[tuple[str, str]]
     description: str
-    tradeoff: object | None = None  # tradeoff.Tradeoff
+    tradeoff: Tradeoff | None = None
 
 
 def evaluate(settings: TokenizerEvalSettings) -> EvalResult:

@@ -16,6 +16,8 @@ decide what the vocabulary may contain, and the result is an ordinary byte-level
 The final model is byte-level (every string round-trips exactly, unseen characters fall back to
 bytes) with the merges of round 1 followed by those of round 2. ``join_share`` sets how much of the
 vocabulary goes to round 2: more means fewer tokens per text; fewer leaves room for rarer morphemes.
+``joins="space"`` restricts round 2 to a leading space with one whole morpheme, which removes no
+boundary on a morpheme cut but stops short of 2 chars/token (``tokenizer eval`` shows both).
 
 ``method="plain"`` trains the ablation twin: ordinary byte-level BPE on the same lines, with the same
 vocabulary size, special tokens and encode-time pipeline, but no Kiwi, no morpheme or space cuts and no
