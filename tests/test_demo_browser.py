@@ -121,16 +121,18 @@ def test_a_file_that_is_not_an_image_gets_a_clear_message(page, tmp_path):
     page.locator("#image-input input[type=file]").set_input_files(str(bad))
     page.locator("#question textarea").fill("무엇이 보이나요?")
     page.locator("#ask").click()
-    toast = page.locator(".toast-body").last
-    expect(toast).to_contain_text("이미지를 쓸 수 없습니다")
+    toast = page.locator(".toast-body").filter(has_text="이미지를 쓸 수 없습니다")
     expect(toast).to_contain_text("'homework.png' is not a readable image")   # the user's file name
 
 
 def test_empty_question_gets_a_clear_message(page):
     page.locator("#examples [data-testid='dataset-cell-1-1']").click()
+    # the example (a readable image) must be in place before asking, or the previous test's file is judged
+    expect(page.locator("#expected textarea")).to_have_value(load_examples()[1].answer)
     page.locator("#question textarea").fill("")
     page.locator("#ask").click()
-    expect(page.locator(".toast-body").last).to_contain_text("질문을 입력하세요")
+    # filter, not .last: toasts of earlier tests may still be on the page, in any order
+    expect(page.locator(".toast-body").filter(has_text="질문을 입력하세요")).to_be_visible()
 
 
 def test_tokenizer_tab_compares_with_gpt4o(page, shots):
