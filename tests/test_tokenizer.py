@@ -255,7 +255,8 @@ def test_join_share_trades_tokens_for_boundaries():
 
 def test_space_joins_add_no_boundary_inside_words():
     """joins="space" learns only ' '+one whole morpheme, so its boundaries stay on morpheme cuts more often."""
-    from ko_hypervl.tokenization.bytelevel import to_byte_level, utf8_char_offsets
+    from ko_hypervl.tokenization.baselines import HFTokenizerAdapter
+    from ko_hypervl.tokenization.bytelevel import to_byte_level
     from ko_hypervl.tokenization.metrics import BoundaryCount
     from ko_hypervl.tokenization.morphology import morpheme_cuts
 
@@ -267,9 +268,9 @@ def test_space_joins_add_no_boundary_inside_words():
                                                      cache_dir=None, kiwi_workers=0), lines)
         sample = lines[:800]
         count = BoundaryCount()
-        for line, cuts, enc in zip(sample, morpheme_cuts(sample), tok.encode_batch(sample, add_special_tokens=False)):
-            offsets = utf8_char_offsets(line)
-            count.add(line, [(offsets[a], offsets[b]) for a, b in enc.offsets], cuts)
+        adapter = HFTokenizerAdapter(joins, tok)
+        for line, cuts in zip(sample, morpheme_cuts(sample)):
+            count.add(line, adapter.byte_spans(line), cuts)
         shares[joins], toks[joins] = count.share, tok
     joined = [t for t in toks["space"].get_vocab() if t.startswith(space) and t.strip(space)]
     assert len(joined) > 100  # round 2 spent its share on space joins ...

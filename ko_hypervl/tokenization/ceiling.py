@@ -37,8 +37,7 @@ class CutShareCeiling:
 def morpheme_pieces(line: str, cuts: Sequence[int]) -> Iterable[str]:
     """The pieces of ``line`` between Kiwi's cuts and whitespace, without the whitespace."""
     for piece in split_at(line, cuts):
-        for word in piece.split():
-            yield word
+        yield from piece.split()
 
 
 def piece_counts(lines: Sequence[str], cuts: Sequence[Sequence[int]]) -> Counter:

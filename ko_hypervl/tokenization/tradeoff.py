@@ -80,8 +80,19 @@ def knob_points(join_shares: Sequence[float], space_join_shares: Sequence[float]
     return [KnobPoint("morphemes", s) for s in join_shares] + [KnobPoint("space", s) for s in space_join_shares]
 
 
-def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cache_dir: Path | None):
-    """The tokenizer trained at ``point``, from ``cache_dir`` when one was trained on the same lines."""
+def corpus_sha256(lines: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
+    return digest.hexdigest()
+
+
+def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cache_dir: Path | None,
+                   lines_sha256: str):
+    """The tokenizer trained at ``point``, from ``cache_dir`` when one was trained on the same lines.
+
+    ``lines_sha256`` is ``corpus_sha256(lines)``, computed once by the caller for every knob point.
+    """
     from tokenizers import Tokenizer, __version__ as tokenizers_version
 
     from . import train
@@ -92,13 +103,10 @@ def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cach
                                       join_share=point.join_share, cache_dir=cache_dir)
     if cache_dir is None:
         return train_tokenizer(settings, lines)
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
     path = Path(cache_dir) / f"knob-{point.joins}-{point.join_share:.2f}-{vocab_size}.json"
     stamp = {"kind": "ko-hypervl knob", "joins": point.joins, "join_share": point.join_share,
              "vocab_size": vocab_size, "min_frequency": settings.min_frequency,
-             "corpus_sha256": digest.hexdigest(), "tokenizers": tokenizers_version,
+             "corpus_sha256": lines_sha256, "tokenizers": tokenizers_version,
              # a change to the training code retrains rather than reusing a tokenizer it would no longer make
              "trainer_sha256": hashlib.sha256(Path(train.__file__).read_bytes()).hexdigest()}
     if read_stamp(path) == stamp:
@@ -119,9 +127,10 @@ def tradeoff(text: EvalText, points: Sequence[KnobPoint], vocab_size: int, lines
     from .train import cached_morpheme_cuts
 
     lines = [line for line in lines if line]
+    lines_sha256 = corpus_sha256(lines) if cache_dir is not None else ""
     scored = []
     for point in tqdm(points, desc="trade-off", unit="tokenizer"):
-        tok = knob_tokenizer(point, vocab_size, lines, cache_dir)
+        tok = knob_tokenizer(point, vocab_size, lines, cache_dir, lines_sha256)
         scored.append((point, score(HFTokenizerAdapter(point.label, tok), text, speed_seconds=speed_seconds)))
     train_pieces = piece_counts(lines, cached_morpheme_cuts(lines, -1, cache_dir))
     learned = vocab_size - len(SPECIAL_TOKENS) - 256
