@@ -45,6 +45,12 @@ def check_mode(mode) -> str:
     return mode
 
 
+def history_image_count(history: list[dict]) -> int:
+    """How many ``{"type": "image"}`` parts the messages of ``history`` hold."""
+    return sum(part.get("type") == "image" for message in history if not isinstance(message.get("content"), str)
+               for part in message.get("content") or [])
+
+
 @dataclass
 class VRCDecision:
     mode: str
@@ -179,15 +185,26 @@ class KoHyperVL:
 
     def prepare(self, images, question: str, mode: str = "auto", scale: float | None = None,
                 history: list[dict] | None = None):
-        """Processor inputs and VRC decisions for one question about ``images`` (one image or a list)."""
+        """Processor inputs and VRC decisions for one question about ``images`` (one image or a list).
+
+        ``history`` holds earlier turns as chat messages; an ``{"type": "image"}`` part in one marks an image
+        shown at that turn (a follow-up question about the first turn's image, the layout the model was
+        instruction-tuned on). ``images`` are then every image of the conversation in order of appearance:
+        those of the history's image parts first, the rest belong to the question.
+        """
         check_question(question)
         if "<image>" in question:
             raise ValueError("the question contains the reserved placeholder '<image>'; remove it")
         images = [] if images is None else (list(images) if isinstance(images, (list, tuple)) else [images])
+        history = list(history or [])
+        in_history = history_image_count(history)
+        if in_history > len(images):
+            raise ValueError(f"the history shows {in_history} image(s) but {len(images)} were given; pass every "
+                             "image of the conversation, in order (the history's first, then the question's)")
         loaded = [self.image_processor.load(image) for image in images]
         decisions = self.decide(loaded, mode, scale)
-        content = [{"type": "image"} for _ in loaded] + [{"type": "text", "text": question}]
-        messages = list(history or []) + [{"role": "user", "content": content}]
+        content = [{"type": "image"} for _ in loaded[in_history:]] + [{"type": "text", "text": question}]
+        messages = history + [{"role": "user", "content": content}]
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(images=loaded or None, text=prompt, branch=decisions[0].branch if decisions else "large",
                                 scales=[d.scale for d in decisions] or None)

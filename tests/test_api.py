@@ -224,9 +224,24 @@ def test_parse_chat_request_takes_the_last_user_turn_and_keeps_earlier_text_turn
     assert (chat.mode, chat.max_tokens, chat.stream, chat.include_usage) == ("low", 7, True, True)
 
 
+def test_parse_chat_request_keeps_earlier_images_at_their_turns():
+    first, second = data_url(b"\x89PNG-1"), data_url(b"\x89PNG-2")
+    body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": first},
+                                                      {"type": "text", "text": "가장 큰 값은?"}]},
+                         {"role": "assistant", "content": "사과"},
+                         {"role": "user", "content": [{"type": "text", "text": "이것과 비교하면?"},
+                                                      {"type": "image_url", "image_url": second}]}]}
+    chat = parse_chat_request(body)
+    assert chat.images == [b"\x89PNG-1", b"\x89PNG-2"]      # the history's first, then the question's
+    assert chat.history == [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "가장 큰 값은?"}]},
+                            {"role": "assistant", "content": [{"type": "text", "text": "사과"}]}]
+    assert chat.question == "이것과 비교하면?"
+
+
 @pytest.mark.parametrize("messages, code", [
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": data_url(b"x")}]},
-      {"role": "assistant", "content": "ok"}, {"role": "user", "content": "again?"}], "image_in_history"),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+        {"type": "image_url", "image_url": data_url(b"x")}]}, {"role": "user", "content": "again?"}],
+     "image_in_assistant_message"),
     ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "invalid_messages"),
     ([{"role": "system", "content": "only a system prompt"}], "invalid_messages"),
     ([{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}], "invalid_content"),
@@ -302,6 +317,19 @@ def test_a_text_only_multi_turn_chat_is_answered(api):
     assert reply.status == 200, reply.body
     result = reply.json()
     assert result["ko_hypervl"]["vrc"] == [] and result["usage"]["completion_tokens"] <= 4
+
+
+def test_a_follow_up_about_the_first_turns_image_is_answered_with_that_image(openai_client):
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": data_url(png_bytes())},
+                                             {"type": "text", "text": QUESTION}]},
+                {"role": "assistant", "content": "사과"},
+                {"role": "user", "content": "그럼 가장 작은 것은?"}]
+    completion = openai_client.chat.completions.create(model="m", messages=messages, max_tokens=4,
+                                                       extra_body={"mode": "low"})
+    stats = completion.model_extra["ko_hypervl"]
+    (decision,) = stats["vrc"]                                     # the first turn's image, still in the prompt
+    assert (decision["branch"], decision["width"], decision["height"]) == ("small", 96, 64)
+    assert completion.usage.prompt_tokens > stats["visual_tokens"] > 0
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -252,6 +252,33 @@ def test_vrc_decision_and_token_accounting(built):
     assert counted == sum(d.visual_tokens for d in decisions)
 
 
+def test_a_follow_up_question_keeps_the_earlier_turns_image_where_it_was_shown(built):
+    model, processor = built["builtin"]
+    vlm = KoHyperVL(model, processor)
+    first, second = _chart(300, 200, seed=1), _chart(120, 90, seed=2)
+    history = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "가장 큰 값은?"}]},
+               {"role": "assistant", "content": [{"type": "text", "text": "사과"}]}]
+    inputs, decisions = vlm.prepare([first], "가장 작은 값은?", mode="high", history=history)
+    conversation = history + [{"role": "user", "content": [{"type": "text", "text": "가장 작은 값은?"}]}]
+    expected = processor(images=[first], branch="large",
+                         text=processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
+    assert torch.equal(inputs["input_ids"], expected["input_ids"])
+    assert torch.equal(inputs["pixel_values"], expected["pixel_values"])
+    ids = inputs["input_ids"][0].tolist()
+    # the image sits in the first user turn, before the first answer
+    answer_start = ids.index(processor.tokenizer.convert_tokens_to_ids("<|assistant|>"))
+    assert ids.index(model.config.image_token_id) < answer_start
+    assert ids[answer_start:].count(model.config.image_token_id) == 0
+    # the question may bring a new image as well: images are the history's first, then the question's
+    inputs, decisions = vlm.prepare([first, second], "두 그림을 비교하세요", mode="low", history=history)
+    assert [(d.width, d.height) for d in decisions] == [(300, 200), (120, 90)]
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == sum(d.visual_tokens for d in decisions)
+    with pytest.raises(ValueError, match="history shows 1 image.*0 were given"):
+        vlm.prepare([], "가장 작은 값은?", history=history)
+    answer = vlm.ask([first], "가장 작은 값은?", mode="high", history=history, max_new_tokens=4)
+    assert answer.new_tokens >= 1 and len(answer.decisions) == 1
+
+
 def test_vrc_learns_a_scale_from_labels(built):
     """The predictor is trainable end to end: a few steps fit labels that depend on the image size."""
     model, processor = built["builtin"]

@@ -45,7 +45,7 @@ class EvalSettings:
                                                  "resolution), low (small branch)", choices=MODES)
     max_new_tokens: int = setting(128, help="longest answer in tokens")
     batch_size: int = setting(8, help="questions answered at once (left-padded batches)")
-    latency_samples: int = setting(5, help="single `ask` calls timed per mode (0: no latency measurement)")
+    latency_samples: int = setting(20, help="single `ask` calls timed per mode (0: no latency measurement)")
     tesseract: bool = setting(True, help="run the Tesseract OCR baseline on the same rows when it is installed")
     out: Path | None = setting(None, help="folder for model_card.md, eval.json, predictions.jsonl and plots "
                                           "(default: eval_results/<model folder name>)")

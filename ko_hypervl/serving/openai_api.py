@@ -12,11 +12,12 @@ design, in the order a request meets it:
   under one of ``allowed_dir`` (symlinks and ``..`` resolved first; none allowed by default), never
   ``http(s)://``: a server that downloads whatever URL a request names can be made to probe the
   network it sits in.
-* **Only the last user message may carry images** (the model reads the images of the current
-  question; earlier turns reach it as text). Images in earlier turns are refused with 400 rather than
-  dropped, so a follow-up about an image the model can no longer see fails loudly instead of being
-  answered blind. ``system``/``developer`` messages are ignored: the model was never trained with a
-  system turn, and chat clients send a default one that would only confuse it.
+* **Images stay where the client put them.** Any user message may carry images, and a follow-up
+  question is asked with the earlier turns' images still in the prompt at their turns: the layout
+  the model was instruction-tuned on (the image in the first user turn, then several questions about
+  it). An assistant message with an image is refused with 400. ``system``/``developer`` messages are
+  ignored: the model was never trained with a system turn, and chat clients send a default one that
+  would only confuse it.
 * **Generation never blocks the event loop.** Parsing (base64 of up to ``max_body_mb``), the wait
   for a slot and the prefill run in the threadpool through :meth:`ModelService.open_stream`, which
   returns only once the first piece exists: a bad image, a busy server (503 + ``Retry-After``) or an
@@ -136,12 +137,11 @@ def parse_chat_request(body: dict, allowed_dirs: Sequence[Path] = ()) -> ChatReq
         raise ApiError(400, "the last message must be from the user: it holds the question", "invalid_messages",
                        "messages")
     *earlier, (_, question, urls) = turns
-    for role, _, earlier_urls in earlier:
-        if earlier_urls:
-            raise ApiError(400, f"an image in an earlier {role} message: only the last user message may carry images "
-                                "(the model sees the current question's images only); send the image again with "
-                                "the question", "image_in_history", "messages")
-    history = [{"role": role, "content": [{"type": "text", "text": text}]} for role, text, _ in earlier]
+    # every image of the conversation in order of appearance; the history keeps an image part where each was
+    # (KoHyperVL.prepare's convention: images = the history's, then the question's)
+    urls = [url for _, _, turn_urls in earlier for url in turn_urls] + urls
+    history = [{"role": role, "content": [{"type": "image"} for _ in turn_urls] + [{"type": "text", "text": text}]}
+               for role, text, turn_urls in earlier]
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise ApiError(400, "'stream_options' must be an object", "invalid_stream_options", "stream_options")
@@ -164,6 +164,9 @@ def _parse_message(message, index: int) -> tuple[str, str, list[str]] | None:
         raise ApiError(400, f"{where}.role {role!r} is not supported; use 'user' or 'assistant' "
                             "('system' is accepted and ignored)", "invalid_role", f"{where}.role")
     texts, urls = _parse_content(message.get("content"), f"{where}.content")
+    if urls and role != "user":
+        raise ApiError(400, f"{where} is an {role} message with an image; only user messages may carry images",
+                       "image_in_assistant_message", f"{where}.content")
     return role, "\n".join(texts), urls
 
 

@@ -10,9 +10,19 @@ set -euo pipefail
 RUN=${1:-runs/ko-hypervl-tiny}    # a finished (or at least instruction-tuned) `train pipeline --recipe tiny` run
 OUT=${2:-runs/ablation-dcl}
 EVAL_FLAGS=(${EVAL_FLAGS:---max-new-tokens 64})
-# the tiny recipe's dcl stage (ko_hypervl/training/pipeline.py RECIPES["tiny"]), KL off
+# the run's own DCL stage settings (its pipeline.json: recipe and --steps-scale), so the budget is the same by
+# construction; only the KL is off
+read -r -a DCL_FLAGS <<< "$(python - "$RUN/pipeline.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1], encoding="utf-8"))
+dcl = dict(run["recipe"]["train"]["dcl"])
+dcl["steps"] = max(1, round(dcl["steps"] * run["settings"]["steps_scale"]))
+dcl["save_every"] = min(dcl.get("save_every", 50), dcl["steps"])
+dcl["seed"] = run["settings"]["seed"]
+print(" ".join(f"--{key.replace('_', '-')} {value}" for key, value in dcl.items()))
+PY
+)"
 if [[ ! -f "$OUT/final/model.safetensors" ]]; then
-  ko-hypervl train dcl --init "$RUN/sft/final" --data "$RUN/data" --out "$OUT" --kl-weight 0 \
-    --steps 40 --batch-size 16 --micro-batch-size 8 --learning-rate 3e-4 --warmup-steps 4 --save-every 20
+  ko-hypervl train dcl --init "$RUN/sft/final" --data "$RUN/data" --out "$OUT" --kl-weight 0 "${DCL_FLAGS[@]}"
 fi
 ko-hypervl eval --model "$OUT/final" --modes high low "${EVAL_FLAGS[@]}" --out "$OUT/eval"
