@@ -485,3 +485,19 @@ def test_a_client_that_hangs_up_mid_stream_frees_its_slot():
         wait_until(endless.closed.is_set, timeout=5, what="the generation to be stopped")
         wait_until(lambda: health(url)["running"] == 0, timeout=5, what="the slot to be released")
         assert endless.pieces < endless.limit
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_frees_its_slot():
+    endless = EndlessVLM()
+    service = ModelService(endless, ServeSettings())
+    with serving(service) as url:
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("POST", "/v1/chat/completions", body=json.dumps(chat_body()).encode())
+        wait_until(lambda: endless.pieces > 5, timeout=5, what="the answer to be generated")
+        assert health(url)["running"] == 1
+        connection.sock.shutdown(socket.SHUT_RDWR)   # stop waiting for the (non-streamed) reply
+        connection.close()
+        wait_until(endless.closed.is_set, timeout=5, what="the generation to be stopped")
+        wait_until(lambda: health(url)["running"] == 0, timeout=5, what="the slot to be released")
+        assert endless.pieces < endless.limit

@@ -24,7 +24,9 @@ design, in the order a request meets it:
   over-long question is still answered with its status code, also for ``stream: true``. A stream is
   then a ``StreamingResponse`` over a sync generator of server-sent events; :class:`_EventStream`
   closes that generator however the response ends, so a client that hangs up mid-answer stops the
-  generation and frees its slot at once rather than whenever the garbage collector runs.
+  generation and frees its slot at once rather than whenever the garbage collector runs. A whole
+  (non-streamed) answer is collected piece by piece by :func:`answer_while_connected`, which checks
+  between pieces that the client is still there.
 * Greedy decoding only: ``temperature``, ``top_p``, ``n`` and the like are accepted and ignored; the
   ``model`` field is accepted whatever it names (there is one model) and the reply names the real one.
   The extra body field ``mode`` (``auto``/``low``/``high``) picks the resolution branch, and every
@@ -47,7 +49,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -397,6 +399,24 @@ class _EventStream(StreamingResponse):
                 await run_in_threadpool(self._events.close)
 
 
+async def answer_while_connected(stream: Iterator, request: Request) -> Answer | None:
+    """The finished answer of ``stream``, or None once the client has hung up (generation stopped, slot freed).
+
+    A whole (non-streamed) answer is still generated piece by piece, so a client that gives up waiting
+    is noticed between pieces instead of holding the slot until ``max_time``.
+    """
+    try:
+        while (item := await run_in_threadpool(next, stream, None)) is not None:
+            if isinstance(item, Answer):
+                return item
+            if await request.is_disconnected():
+                return None
+        raise RuntimeError("the answer stream ended without its Answer")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(stream.close)
+
+
 # ----------------------------------------------------------------------------- the app
 
 def build_api_app(service: ModelService) -> FastAPI:
@@ -444,11 +464,13 @@ def build_api_app(service: ModelService) -> FastAPI:
             chat = await run_in_threadpool(lambda: parse_chat_request(parse_json_body(raw), allowed_dirs))
             completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             args = (chat.images, chat.question, chat.mode, chat.max_tokens, chat.history)
+            stream = await run_in_threadpool(service.open_stream, *args)
             if chat.stream:
-                stream = await run_in_threadpool(service.open_stream, *args)
                 return _EventStream(completion_events(stream, completion_id, created, service.model_name,
                                                       chat.include_usage))
-            answer = await run_in_threadpool(service.answer, *args)
+            answer = await answer_while_connected(stream, request)
+            if answer is None:   # the client hung up: nobody reads a reply
+                return Response(status_code=499)
             return JSONResponse(completion_body(answer, completion_id, created, service.model_name))
         except Exception as exc:
             return error_response(exc)

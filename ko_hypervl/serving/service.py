@@ -127,11 +127,6 @@ class ModelService:
             stream.close()
             self.gate.release()
 
-    def answer(self, images: Sequence, question: str, mode: str = "auto", max_new_tokens: int | None = None,
-               history: list[dict] | None = None) -> Answer:
-        *_, answer = self.open_stream(images, question, mode, max_new_tokens, history)
-        return answer
-
     def health(self) -> dict:
         return {"status": "ok", "model": self.model_name, "uptime_s": round(time.time() - self.started, 1),
                 "served": self.served, **self.gate.stats()}
