@@ -16,6 +16,7 @@ reported with ``met = None``, never as met.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -212,6 +213,16 @@ def dcl_gap(report: dict) -> tuple[float, tuple, tuple] | None:
     return (high[0] - low[0], high, low) if high and low else None
 
 
+def gap_noise(high: tuple[float, int, int], low: tuple[float, int, int]) -> float:
+    """Two standard errors of a difference of two exact-match rates, treated as independent.
+
+    Both modes answer the same questions, so their results are positively correlated and the true error of
+    the difference is smaller: a gap above this is real, one below it may be chance.
+    """
+    (p_high, _, n_high), (p_low, _, n_low) = high, low
+    return 2 * math.sqrt(p_high * (1 - p_high) / n_high + p_low * (1 - p_low) / n_low)
+
+
 def dcl_gap_row(report: dict, twin: dict | None) -> TargetRow:
     target = (f"DCL: small-branch gap (high − low EM) ≤ {DCL_GAP_RATIO_MAX:g} × the gap of the no-DCL twin "
               "(same budget, --kl-weight 0)")
@@ -231,8 +242,11 @@ def dcl_gap_row(report: dict, twin: dict | None) -> TargetRow:
     reference = f"no-DCL twin: gap {_pts(theirs[0])} (high {_pct(theirs[1][0])}, low {_pct(theirs[2][0])})"
     if not same_rows(report, twin):
         return TargetRow(target, measured, reference + "; evaluated on other rows, not comparable", None)
-    if theirs[0] > 0:
-        reference += f"; ratio {ours[0] / theirs[0]:.2f}"
+    noise = gap_noise(theirs[1], theirs[2])
+    if theirs[0] <= noise:   # no real gap without DCL: halving it would be measuring chance
+        return TargetRow(target, measured, reference + f"; within noise (2 standard errors: {_pts(noise)}), so "
+                                                       "there is no gap for DCL to halve", None)
+    reference += f"; ratio {ours[0] / theirs[0]:.2f}"
     return TargetRow(target, measured, reference, ours[0] <= DCL_GAP_RATIO_MAX * theirs[0] + EPS)
 
 
