@@ -468,35 +468,23 @@ def test_a_full_line_is_refused_with_503_and_retry_after(vlm):
         assert_json_error(reply, 413, "body_too_large")
 
 
-def test_a_client_that_hangs_up_mid_stream_frees_its_slot():
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole answer"])
+def test_a_client_that_hangs_up_mid_answer_frees_its_slot(stream):
     endless = EndlessVLM()
     service = ModelService(endless, ServeSettings())
     with serving(service) as url:
         host, port = url.removeprefix("http://").split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
-        connection.request("POST", "/v1/chat/completions", body=json.dumps(chat_body(stream=True)).encode())
-        response = connection.getresponse()
-        assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
-        first_events = [response.fp.readline() for _ in range(6)]
-        assert any(b'"content":"\xea\xb0\x80"' in line for line in first_events)   # "가": the answer is flowing
+        connection.request("POST", "/v1/chat/completions", body=json.dumps(chat_body(stream=stream)).encode())
+        if stream:
+            response = connection.getresponse()
+            assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
+            first_events = [response.fp.readline() for _ in range(6)]
+            assert any(b'"content":"\xea\xb0\x80"' in line for line in first_events)   # "가": the answer is flowing
+        else:   # a whole answer is sent only when done: hang up while it is being generated
+            wait_until(lambda: endless.pieces > 5, timeout=5, what="the answer to be generated")
         assert health(url)["running"] == 1
         connection.sock.shutdown(socket.SHUT_RDWR)   # hang up without reading the rest
-        connection.close()
-        wait_until(endless.closed.is_set, timeout=5, what="the generation to be stopped")
-        wait_until(lambda: health(url)["running"] == 0, timeout=5, what="the slot to be released")
-        assert endless.pieces < endless.limit
-
-
-def test_a_client_that_gives_up_on_a_whole_answer_frees_its_slot():
-    endless = EndlessVLM()
-    service = ModelService(endless, ServeSettings())
-    with serving(service) as url:
-        host, port = url.removeprefix("http://").split(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
-        connection.request("POST", "/v1/chat/completions", body=json.dumps(chat_body()).encode())
-        wait_until(lambda: endless.pieces > 5, timeout=5, what="the answer to be generated")
-        assert health(url)["running"] == 1
-        connection.sock.shutdown(socket.SHUT_RDWR)   # stop waiting for the (non-streamed) reply
         connection.close()
         wait_until(endless.closed.is_set, timeout=5, what="the generation to be stopped")
         wait_until(lambda: health(url)["running"] == 0, timeout=5, what="the slot to be released")
