@@ -59,6 +59,9 @@ class KoHyperVLConfig(PreTrainedConfig):
     # pixel shuffle folds factor×factor neighbouring patches into one token (SmolVLM's ``scale_factor``)
     pixel_shuffle_factor: int = 2
     small_pixel_shuffle_factor: int = 2
+    # dual resolution: the small branch sees the image at this share of the large branch's side lengths
+    # (0.5: a quarter of the tiles), so it answers faster than a smaller encoder alone would make it
+    small_image_scale: float = 1.0
     image_token_id: int = 8
     # tiles are encoded this many at a time so peak memory does not grow with the image
     vision_chunk_size: int = 4
@@ -80,10 +83,17 @@ class KoHyperVLConfig(PreTrainedConfig):
         for name in ("pixel_shuffle_factor", "small_pixel_shuffle_factor"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1")
+        self.small_image_scale = float(self.small_image_scale)
+        if not 0 < self.small_image_scale <= 1:
+            raise ValueError(f"small_image_scale must be in (0, 1], got {self.small_image_scale}")
 
     def branch_config(self, branch: str) -> PreTrainedConfig:
         """The vision config of ``branch`` ('large' or 'small')."""
         return {"large": self.vision_config, "small": self.small_vision_config}[check_branch(branch)]
+
+    def branch_image_scale(self, branch: str) -> float:
+        """The share of the full-resolution side lengths ``branch`` encodes before any VRC scale."""
+        return {"large": 1.0, "small": self.small_image_scale}[check_branch(branch)]
 
     def branch_shuffle_factor(self, branch: str) -> int:
         return {"large": self.pixel_shuffle_factor, "small": self.small_pixel_shuffle_factor}[check_branch(branch)]

@@ -45,10 +45,43 @@ def check_mode(mode) -> str:
     return mode
 
 
+HISTORY_ROLES = ("system", "user", "assistant")   # the roles the chat template has tokens for
+
+
+def check_history(history) -> list[dict]:
+    """``history`` as a list of chat messages, or a clear error naming the first malformed one.
+
+    A message is ``{"role": "user" | "assistant" | "system", "content": str | [part, …]}``; a part is
+    ``{"type": "text", "text": str}`` or ``{"type": "image"}`` (the image itself goes in ``images``).
+    """
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes, dict)) or not isinstance(history, (list, tuple)):
+        raise ValueError(f"history must be a list of chat messages, got {type(history).__name__}")
+    for i, message in enumerate(history):
+        where = f"history[{i}]"
+        if not isinstance(message, dict) or "content" not in message:
+            raise ValueError(f"{where} must be a dict with 'role' and 'content', got {message!r:.80}")
+        if message.get("role") not in HISTORY_ROLES:
+            raise ValueError(f"{where}: role {message.get('role')!r} is not one of {', '.join(HISTORY_ROLES)}")
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, (list, tuple)):
+            raise ValueError(f"{where}: content must be text or a list of parts, got {type(content).__name__}")
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str) or kind == "image":
+                continue
+            raise ValueError(f"{where}.content[{j}] must be {{'type': 'text', 'text': str}} or {{'type': 'image'}}, "
+                             f"got {part!r:.80}")
+    return list(history)
+
+
 def history_image_count(history: list[dict]) -> int:
-    """How many ``{"type": "image"}`` parts the messages of ``history`` hold."""
-    return sum(part.get("type") == "image" for message in history if not isinstance(message.get("content"), str)
-               for part in message.get("content") or [])
+    """How many ``{"type": "image"}`` parts the messages of ``history`` (checked by ``check_history``) hold."""
+    return sum(part["type"] == "image" for message in history if not isinstance(message["content"], str)
+               for part in message["content"])
 
 
 @dataclass
@@ -196,7 +229,7 @@ class KoHyperVL:
         if "<image>" in question:
             raise ValueError("the question contains the reserved placeholder '<image>'; remove it")
         images = [] if images is None else (list(images) if isinstance(images, (list, tuple)) else [images])
-        history = list(history or [])
+        history = check_history(history)
         in_history = history_image_count(history)
         if in_history > len(images):
             raise ValueError(f"the history shows {in_history} image(s) but {len(images)} were given; pass every "

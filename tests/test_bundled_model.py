@@ -40,6 +40,7 @@ def test_the_card_and_summary_describe_this_checkpoint_and_its_recipe():
     recipe = RECIPES["tiny"].model
     assert config["text_config"]["hidden_size"] == recipe["lm_hidden_size"]
     assert config["vision_config"]["image_size"] == recipe["tile_size"]
+    assert config.get("small_image_scale", 1.0) == recipe.get("small_image_scale", 1.0)   # dual resolution
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,13 @@ from transformers import (
 )
 
 from ko_hypervl import KoHyperVL, ModelBuildSettings, attach_lora, build_model, load_checkpoint, save_checkpoint
+from ko_hypervl.configuration import KoHyperVLConfig
 from ko_hypervl.model.lora import lora_target_modules
 from ko_hypervl.model.projector import pixel_shuffle
 from ko_hypervl.processing import ImageInputError
 
 TINY = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
-            small_vit_layers=1, lm_hidden_size=32, lm_layers=2, lm_heads=2, lm_kv_heads=1, lm_intermediate_size=64,
+            small_vit_layers=1, small_image_scale=0.5, lm_hidden_size=32, lm_layers=2, lm_heads=2, lm_kv_heads=1, lm_intermediate_size=64,
             max_positions=512, max_tiles=6)
 OLD_TEXT = ["오늘 서울의 기온은 27도입니다.", "The chart shows sales by month.", "학교에 갔었다고 했잖아요."] * 20
 
@@ -252,6 +253,31 @@ def test_vrc_decision_and_token_accounting(built):
     assert counted == sum(d.visual_tokens for d in decisions)
 
 
+def test_the_small_branch_sees_the_image_at_its_share_of_the_resolution(built, tmp_path):
+    model, processor = built["builtin"]
+    vlm = KoHyperVL(model, processor)
+    image = _chart(168, 112)                                   # 56-px tiles: 2×3 for the large branch
+    high, low = vlm.decide([image], "high")[0], vlm.decide([image], "low")[0]
+    assert (high.rows, high.cols, high.resized_width) == (2, 3, 168)
+    assert (low.rows, low.cols, low.resized_width, low.resized_height) == (1, 2, 84, 56)
+    assert low.scale == 1.0 and low.tokens_saved == 0         # VRC savings stay per branch
+    assert vlm.decide([image], "low", scale=0.5)[0].resized_width == 42   # the VRC scale composes with it
+    inputs, decisions = vlm.prepare([image], "제목은?", mode="low")
+    assert inputs["pixel_values"].shape[0] == 3                # 2 tiles + the global thumbnail
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == decisions[0].visual_tokens
+    with torch.no_grad():
+        assert torch.isfinite(model(**inputs).logits).all()
+    # a processor saved before dual resolution (no branch_scales) encodes both branches at full resolution
+    save_checkpoint(model, processor, tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text(encoding="utf-8"))
+    assert saved["image_processor"]["branch_scales"] == {"large": 1.0, "small": 0.5}
+    del saved["image_processor"]["branch_scales"]
+    (tmp_path / "processor_config.json").write_text(json.dumps(saved), encoding="utf-8")
+    assert AutoProcessor.from_pretrained(tmp_path).image_processor.branch_scales == {"large": 1.0, "small": 1.0}
+    with pytest.raises(ValueError, match="small_image_scale"):
+        KoHyperVLConfig(small_image_scale=0.0)
+
+
 def test_a_follow_up_question_keeps_the_earlier_turns_image_where_it_was_shown(built):
     model, processor = built["builtin"]
     vlm = KoHyperVL(model, processor)
@@ -275,6 +301,15 @@ def test_a_follow_up_question_keeps_the_earlier_turns_image_where_it_was_shown(b
     assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == sum(d.visual_tokens for d in decisions)
     with pytest.raises(ValueError, match="history shows 1 image.*0 were given"):
         vlm.prepare([], "가장 작은 값은?", history=history)
+    malformed = {"history must be a list": {"role": "user", "content": "hi"},
+                 r"history\[0\] must be a dict": ["안녕"],
+                 "role 'robot'": [{"role": "robot", "content": "hi"}],
+                 "content must be text or a list": [{"role": "user", "content": 3}],
+                 r"content\[1\] must be": [{"role": "user", "content": [{"type": "image"}, "그림"]}],
+                 r"content\[0\] must be": [{"role": "user", "content": [{"type": "text"}]}]}
+    for message, bad in malformed.items():
+        with pytest.raises(ValueError, match=message):
+            vlm.prepare([first], "가장 작은 값은?", history=bad)
     answer = vlm.ask([first], "가장 작은 값은?", mode="high", history=history, max_new_tokens=4)
     assert answer.new_tokens >= 1 and len(answer.decisions) == 1
 

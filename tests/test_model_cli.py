@@ -10,7 +10,7 @@ from ko_hypervl.cli import main
 TINY_FLAGS = ["--tile-size", "56", "--patch-size", "14", "--vit-hidden-size", "32", "--vit-layers", "1",
               "--small-vit-hidden-size", "16", "--small-vit-layers", "1", "--lm-hidden-size", "32", "--lm-layers", "1",
               "--lm-heads", "2", "--lm-kv-heads", "1", "--lm-intermediate-size", "64", "--max-positions", "512",
-              "--max-tiles", "6"]
+              "--max-tiles", "6", "--small-image-scale", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def test_init_writes_a_checkpoint_and_info_describes_it(checkpoint, capsys):
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "tokenizer.json").is_file()
     assert main(["model", "info", str(checkpoint)]) == 0
     out = capsys.readouterr().out
-    assert "large branch: 56 px tiles, 4 visual tokens per tile" in out
-    assert "small branch: 56 px tiles, 1 visual tokens per tile" in out
+    assert "large branch: 56 px tiles at 1× resolution, 4 visual tokens per tile" in out
+    assert "small branch: 56 px tiles at 0.5× resolution, 1 visual tokens per tile" in out
 
 
 @pytest.mark.parametrize("mode, branch", [("auto", "large"), ("low", "small"), ("high", "large")])

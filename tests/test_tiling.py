@@ -67,6 +67,21 @@ def test_crops_are_the_padded_image_cut_in_order():
     assert out["pixel_values"][0].min() == 1  # the first tile is all white
 
 
+def test_a_branch_image_scale_multiplies_the_vrc_scale():
+    processor = KoHyperVLImageProcessor(tile_sizes={"large": 56, "small": 56}, branch_scales={"small": 0.5},
+                                        max_tiles=16)
+    image = Image.new("RGB", (224, 224))
+    assert (processor.plan(image, "large", 0.5).resized_width, processor.plan(image, "small").resized_width) == (112, 112)
+    small = processor.plan(image, "small", 0.5)
+    assert (small.scale, small.resized_width, small.num_tiles) == (0.25, 56, 1)
+    assert processor(image, branch="small")["pixel_values"].shape == (5, 3, 56, 56)   # 2×2 tiles + thumbnail
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="branch_scales"):
+            KoHyperVLImageProcessor(branch_scales={"small": bad})
+    with pytest.raises(ValueError, match="scale"):
+        processor.plan(image, "small", 2.0)   # 2 × 0.5 would pass the tiling check; the VRC scale itself is wrong
+
+
 def test_vrc_inputs_are_a_letterboxed_thumbnail_and_the_full_size():
     processor = KoHyperVLImageProcessor(vrc_image_size=32, max_tiles=4)
     out = processor.vrc_inputs([Image.new("RGB", (2000, 500), "black")])

@@ -124,7 +124,8 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{name:15s} {count / 1e6:8.2f} M  {type(modules[0]).__name__}")
     ip = processor.image_processor
     for branch in ("large", "small"):
-        print(f"{branch} branch: {ip.tile_sizes[branch]} px tiles, {ip.tokens_per_tile[branch]} visual tokens per tile")
+        print(f"{branch} branch: {ip.tile_sizes[branch]} px tiles at {ip.branch_scales[branch]:g}× resolution, "
+              f"{ip.tokens_per_tile[branch]} visual tokens per tile")
     print(f"max tiles {ip.max_tiles}, VRC scales {config.vrc_scales}, vocabulary {len(processor.tokenizer):,}")
     return 0
 

@@ -138,8 +138,8 @@ def json_markdown(value) -> list[str]:
 def _checkpoint_lines(model: dict) -> list[str]:
     params = model["parameters"]
     lm, tok = model["language_model"], model["tokenizer"]
-    branches = ", ".join(f"{b}: {v['tile_size']} px tiles, {v['visual_tokens_per_tile']} visual tokens per tile"
-                         for b, v in model["branches"].items())
+    branches = ", ".join(f"{b}: {v['tile_size']} px tiles at {v.get('image_scale', 1.0):g}× resolution, "
+                         f"{v['visual_tokens_per_tile']} visual tokens per tile" for b, v in model["branches"].items())
     return [*_table(["part", "parameters"], [[name.replace("_", " "), f"{count / 1e6:.2f} M"]
                                             for name, count in params.items()]), "",
             f"- language model: {lm['type']}, {lm['layers']} layers, hidden size {lm['hidden_size']}, "

@@ -21,7 +21,7 @@ def parameter_counts(model) -> dict[str, int]:
 
 
 def checkpoint_summary(model, processor, directory: Path) -> dict:
-    """The checkpoint's shape: parameters, language model, branches (tile size, visual tokens per tile), tokenizer."""
+    """The checkpoint's shape: parameters, language model, branches (tile size, visual tokens per tile, resolution), tokenizer."""
     config, image_processor, tokenizer = model.config, processor.image_processor, processor.tokenizer
     text = config.text_config
     return {
@@ -29,7 +29,8 @@ def checkpoint_summary(model, processor, directory: Path) -> dict:
         "language_model": {"type": text.model_type, "hidden_size": text.hidden_size,
                            "layers": text.num_hidden_layers, "context": getattr(text, "max_position_embeddings", None)},
         "branches": {branch: {"tile_size": image_processor.tile_sizes[branch],
-                              "visual_tokens_per_tile": image_processor.tokens_per_tile[branch]}
+                              "visual_tokens_per_tile": image_processor.tokens_per_tile[branch],
+                              "image_scale": image_processor.branch_scales[branch]}
                      for branch in ("large", "small")},
         "max_tiles": image_processor.max_tiles, "vrc_scales": list(config.vrc_scales),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

@@ -40,6 +40,8 @@ class ModelBuildSettings:
     small_vit_layers: int = setting(2, help="built-in small ViT depth")
     pixel_shuffle_factor: int = setting(2, help="large branch: patches folded per side into one visual token")
     small_pixel_shuffle_factor: int = setting(4, help="small branch: patches folded per side into one visual token")
+    small_image_scale: float = setting(1.0, help="small branch: share of the large branch's resolution it encodes "
+                                            "(dual resolution; 0.5 = a quarter of the tiles)")
     lm_hidden_size: int = setting(256, help="built-in LM width")
     lm_layers: int = setting(6, help="built-in LM depth")
     lm_heads: int = setting(4, help="built-in LM attention heads")
@@ -120,6 +122,7 @@ def build_model(settings: ModelBuildSettings | None = None):
     config = KoHyperVLConfig(
         vision_config=large_config, small_vision_config=small_config, text_config=text_config,
         pixel_shuffle_factor=settings.pixel_shuffle_factor, small_pixel_shuffle_factor=settings.small_pixel_shuffle_factor,
+        small_image_scale=settings.small_image_scale,
         image_token_id=tokenizer.image_token_id, vision_chunk_size=settings.vision_chunk_size,
     )
     model = KoHyperVLForConditionalGeneration(config)

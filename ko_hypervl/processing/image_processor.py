@@ -25,12 +25,17 @@ WHITE = (255, 255, 255)
 class KoHyperVLImageProcessor(BaseImageProcessor):
     model_input_names = ["pixel_values", "image_grid"]
 
-    def __init__(self, tile_sizes: dict | None = None, tokens_per_tile: dict | None = None, max_tiles: int = 16,
+    def __init__(self, tile_sizes: dict | None = None, tokens_per_tile: dict | None = None,
+                 branch_scales: dict | None = None, max_tiles: int = 16,
                  vrc_image_size: int = 128, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5),
                  pad_color=WHITE, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
         super().__init__(**kwargs)
         self.tile_sizes = dict(tile_sizes or {"large": 224, "small": 224})
         self.tokens_per_tile = dict(tokens_per_tile or {"large": 64, "small": 64})
+        # dual resolution: each branch's share of the full resolution (processors saved before it: 1.0 each)
+        self.branch_scales = {"large": 1.0, "small": 1.0, **{k: float(v) for k, v in (branch_scales or {}).items()}}
+        if any(not 0 < s <= 1 for s in self.branch_scales.values()):
+            raise ValueError(f"branch_scales must be in (0, 1], got {self.branch_scales}")
         self.max_tiles = int(max_tiles)
         self.vrc_image_size = int(vrc_image_size)
         self.image_mean = list(image_mean)
@@ -45,6 +50,7 @@ class KoHyperVLImageProcessor(BaseImageProcessor):
         return cls(
             tile_sizes={b: tile_size(config.branch_config(b)) for b in ("large", "small")},
             tokens_per_tile={b: config.tokens_per_tile(b) for b in ("large", "small")},
+            branch_scales={b: config.branch_image_scale(b) for b in ("large", "small")},
             vrc_image_size=config.vrc_image_size, **kwargs,
         )
 
@@ -52,9 +58,13 @@ class KoHyperVLImageProcessor(BaseImageProcessor):
         return load_image(image, max_pixels=self.max_pixels)
 
     def plan(self, image: Image.Image, branch: str = "large", scale: float = 1.0) -> TilePlan:
+        """The tiling of ``image`` for ``branch`` at VRC scale ``scale`` (times the branch's own image scale)."""
         check_branch(branch)
+        if not 0 < scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], got {scale}")
         return plan_tiles(image.width, image.height, tile_size=self.tile_sizes[branch],
-                          tokens_per_tile=self.tokens_per_tile[branch], max_tiles=self.max_tiles, scale=scale)
+                          tokens_per_tile=self.tokens_per_tile[branch], max_tiles=self.max_tiles,
+                          scale=scale * self.branch_scales[branch])
 
     def _normalize_(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8-valued float pixels (…, 3, H, W) → the encoder's normalised range, in place."""

@@ -22,7 +22,7 @@ class TilePlan:
     height: int
     full_width: int         # full resolution: after the max_tiles cap, before the VRC scale
     full_height: int
-    scale: float            # the VRC scale α applied to the full resolution
+    scale: float            # the resize factor applied to the full resolution (VRC scale × branch image scale)
     resized_width: int      # what is tiled: the full resolution times α
     resized_height: int
     rows: int

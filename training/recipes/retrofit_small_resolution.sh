@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Dual resolution on an existing tiny-recipe run (issue #7), without repeating its 1.7 hours of LM, alignment
+# and instruction tuning: copy the finished stages of FROM into OUT, set the instruction-tuned model's small
+# branch to see images at SCALE of the large branch's resolution, and let the pipeline run the stages that
+# train the small branch again (DCL, then VRC). Instruction tuning trains only the large branch, so the large
+# branch and the LM are exactly FROM's; the small branch's alignment stays the one done at full resolution
+# (a fresh `ko_hypervl_tiny.sh` run aligns it at SCALE from the start). Resumable: rerun the same command.
+#   bash training/recipes/retrofit_small_resolution.sh runs/tiny2 runs/tiny3 0.5
+set -euo pipefail
+FROM=${1:?a finished tiny-recipe run (at least instruction-tuned)}
+OUT=${2:?the new run folder}
+SCALE=${3:-0.5}
+mkdir -p "$OUT"
+[[ -e "$OUT/data" ]] || ln -s "$(realpath "$FROM/data")" "$OUT/data"
+for stage in init lm align sft; do
+  if [[ ! -e "$OUT/$stage" ]]; then   # the final model and the logs; intermediate checkpoints are not needed
+    mkdir -p "$OUT/$stage.partial"
+    for item in "$FROM/$stage"/*; do
+      [[ "$(basename "$item")" == checkpoints ]] || cp -r "$item" "$OUT/$stage.partial/"
+    done
+    mv "$OUT/$stage.partial" "$OUT/$stage"
+  fi
+done
+python - "$OUT/sft/final" "$SCALE" <<'PY'
+import sys
+from ko_hypervl.checkpoint import load_checkpoint, save_checkpoint
+directory, scale = sys.argv[1], float(sys.argv[2])
+model, processor = load_checkpoint(directory)
+if model.config.small_image_scale != scale:
+    model.config.small_image_scale = scale
+    processor.image_processor.branch_scales["small"] = scale
+    save_checkpoint(model, processor, directory)
+print(f"{directory}: small branch at {model.config.small_image_scale:g}× the large branch's resolution")
+PY
+ko-hypervl train pipeline --recipe tiny --out "$OUT"
