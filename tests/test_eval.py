@@ -294,6 +294,7 @@ def test_end_to_end_report(report, checkpoint):
     assert result["model"]["parameters"]["total"] == sum(p.numel() for p in vlm.model.parameters())
     assert result["model"]["tokenizer"]["vocabulary"] == len(vlm.processor.tokenizer)
     assert result["model"]["tokenizer"]["name"] == "ko-hypervl-32k (bundled)"
+    assert result["model"]["stored_dtype"] == result["model"]["dtype"] == "float32"
     assert result["training_summary"] == TRAINING_SUMMARY
     assert result["tesseract"]["ran"] is False and "--no-tesseract" in result["tesseract"]["note"]
     assert result["hardware"]["device"] == "cpu" and result["hardware"]["torch"] == torch.__version__
@@ -333,7 +334,9 @@ def test_card_puts_tesseract_beside_the_modes(report):
     assert "| 0.123 |" in table and "75.0% readable†" in table
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
     assert rows["| exact match: exams"].endswith("| — |")    # Tesseract has nothing to say about exam answers
-    assert "## Training" in card_markdown(result, [])
+    assert "## Training" in card_markdown(result, []) and "Why this size" not in card_markdown(result, [])
+    result["training_summary"] = {**(result["training_summary"] or {}), "sizing": "Timed on 2 cores: 2.75 samples/s."}
+    assert "### Why this size\n\nTimed on 2 cores: 2.75 samples/s." in card_markdown(result, [])
 
 
 def test_tesseract_baseline_notes(monkeypatch):

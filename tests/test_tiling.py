@@ -75,9 +75,9 @@ def test_a_branch_image_scale_multiplies_the_vrc_scale():
     small = processor.plan(image, "small", 0.5)
     assert (small.scale, small.resized_width, small.num_tiles) == (0.25, 56, 1)
     assert processor(image, branch="small")["pixel_values"].shape == (5, 3, 56, 56)   # 2×2 tiles + thumbnail
-    for bad in (0.0, 1.5):
+    for bad in ({"small": 0.0}, {"small": 1.5}, {"medium": 0.5}):
         with pytest.raises(ValueError, match="branch_scales"):
-            KoHyperVLImageProcessor(branch_scales={"small": bad})
+            KoHyperVLImageProcessor(branch_scales=bad)
     with pytest.raises(ValueError, match="scale"):
         processor.plan(image, "small", 2.0)   # 2 × 0.5 would pass the tiling check; the VRC scale itself is wrong
 

@@ -228,6 +228,7 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     model_dir = smoke_run / "model"
     summary = json.loads((model_dir / "training_summary.json").read_text(encoding="utf-8"))
     assert [s["stage"] for s in summary["stages"]] == ["lm", "align", "sft", "dcl", "vrc"]
+    assert summary["recipe"] == "smoke" and summary["recipe_description"] == RECIPES["smoke"].description
     for stage in summary["stages"][:4]:
         assert stage["samples_per_second"] > 0 and stage["tokens_per_second"] > 0
         log = [json.loads(line) for line in (smoke_run / stage["stage"] / "log.jsonl").read_text().splitlines()]

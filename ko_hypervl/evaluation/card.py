@@ -145,7 +145,8 @@ def _checkpoint_lines(model: dict) -> list[str]:
             f"- language model: {lm['type']}, {lm['layers']} layers, hidden size {lm['hidden_size']}, "
             f"context {lm['context']} tokens",
             f"- vision: {branches}; at most {model['max_tiles']} tiles; VRC scales {model['vrc_scales']}",
-            f"- tokenizer: {tok['name']} ({tok['class']}, {tok['vocabulary']:,} tokens); weights {model['dtype']}",
+            f"- tokenizer: {tok['name']} ({tok['class']}, {tok['vocabulary']:,} tokens); weights stored as "
+            f"{model.get('stored_dtype') or model['dtype']}, evaluated in {model['dtype']}",
             f"- path: `{model['path']}`"]
 
 
@@ -218,7 +219,10 @@ def card_markdown(report: dict, plots: list[str], ablations: dict[str, dict] | N
     lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     lines += ["", "## Targets", "", *targets_markdown(report, ablations), "",
               "## Ablations", "", *ablations_markdown(report, ablations)]
-    lines += ["", "## Checkpoint", "", *_checkpoint_lines(report["model"]), "", "## Training", ""]
+    lines += ["", "## Checkpoint", "", *_checkpoint_lines(report["model"])]
+    if sizing := (report["training_summary"] or {}).get("sizing"):
+        lines += ["", "### Why this size", "", sizing]
+    lines += ["", "## Training", ""]
     if report["training_summary"] is None:
         lines.append("The checkpoint folder has no (readable) `training_summary.json`.")
     else:

@@ -20,6 +20,21 @@ def parameter_counts(model) -> dict[str, int]:
     return counts
 
 
+SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+
+
+def stored_dtype(weights: Path) -> str | None:
+    """The dtype the weights file stores its floating-point tensors in (the bundled model: float16), from its header."""
+    from safetensors import safe_open
+
+    if not weights.is_file():
+        return None
+    with safe_open(str(weights), framework="pt") as handle:
+        kinds = {handle.get_slice(name).get_dtype() for name in handle.keys()}
+    floats = sorted(SAFETENSORS_DTYPES[k] for k in kinds if k in SAFETENSORS_DTYPES)
+    return "+".join(floats) or None
+
+
 def checkpoint_summary(model, processor, directory: Path) -> dict:
     """The checkpoint's shape: parameters, language model, branches (tile size, visual tokens per tile, resolution), tokenizer."""
     config, image_processor, tokenizer = model.config, processor.image_processor, processor.tokenizer
@@ -34,6 +49,7 @@ def checkpoint_summary(model, processor, directory: Path) -> dict:
                      for branch in ("large", "small")},
         "max_tiles": image_processor.max_tiles, "vrc_scales": list(config.vrc_scales),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "stored_dtype": stored_dtype(directory / "model.safetensors"),
         "tokenizer": {"class": type(tokenizer).__name__, "vocabulary": len(tokenizer),
                       "name": tokenizer_name(tokenizer)},
     }

@@ -34,8 +34,8 @@ class KoHyperVLImageProcessor(BaseImageProcessor):
         self.tokens_per_tile = dict(tokens_per_tile or {"large": 64, "small": 64})
         # dual resolution: each branch's share of the full resolution (processors saved before it: 1.0 each)
         self.branch_scales = {"large": 1.0, "small": 1.0, **{k: float(v) for k, v in (branch_scales or {}).items()}}
-        if any(not 0 < s <= 1 for s in self.branch_scales.values()):
-            raise ValueError(f"branch_scales must be in (0, 1], got {self.branch_scales}")
+        if set(self.branch_scales) != {"large", "small"} or any(not 0 < s <= 1 for s in self.branch_scales.values()):
+            raise ValueError(f"branch_scales must map 'large' and 'small' to values in (0, 1], got {branch_scales}")
         self.max_tiles = int(max_tiles)
         self.vrc_image_size = int(vrc_image_size)
         self.image_mean = list(image_mean)

@@ -9,7 +9,8 @@ DCL=${2:-runs/ablation-dcl}
 LM=${3:-runs/ablation-lm}
 DEST=${DEST:-ko_hypervl/assets/model/ko-hypervl-tiny}
 EVAL_FLAGS=(${EVAL_FLAGS:---max-new-tokens 64})
-STAGING="$RUN/bundle"
+STAGING="$RUN/bundle/$(basename "$DEST")"   # the folder's name is the model's name on its card
+rm -rf "$STAGING" && mkdir -p "$RUN/bundle"
 ko-hypervl model export "$RUN/model" --out "$STAGING" --dtype float16
 ko-hypervl eval --model "$STAGING" "${EVAL_FLAGS[@]}" --out "$RUN/bundle-eval" \
   --ablations "no-dcl=$DCL/eval/eval.json" "lm-tokenizer=$LM/bpc.json"
