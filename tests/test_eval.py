@@ -9,6 +9,7 @@ import unicodedata
 
 import pytest
 import torch
+from PIL import Image
 
 from ko_hypervl import EvalSettings, KoHyperVL, ModelBuildSettings, build_model, evaluate, save_checkpoint
 from ko_hypervl.checkpoint import bundled_model_dir, check_checkpoint_dir
@@ -297,6 +298,17 @@ def test_end_to_end_report(report, checkpoint):
     assert result["model"]["stored_dtype"] == result["model"]["dtype"] == "float32"
     assert result["training_summary"] == TRAINING_SUMMARY
     assert result["tesseract"]["ran"] is False and "--no-tesseract" in result["tesseract"]["note"]
+    # the blank-image baseline: high mode with white images of the same sizes, scored like a mode
+    blank = result["blank_image"]
+    assert blank["ran"] and blank["mode"] == "high" and blank["exact_match"]["n"] == n_questions
+    assert score_answers(report.questions, report.predictions["blank_image"]).to_dict()["exact_match"] == \
+        blank["exact_match"]
+    first = report.questions[0]
+    white = Image.new("RGB", images[first.image_index].size, "white")
+    same = sum(a == b for a, b in zip(report.predictions["high"], report.predictions["blank_image"]))
+    assert blank["same_answers"] == same
+    assert report.predictions["blank_image"][0] == vlm.ask(white, first.question, mode="high",
+                                                           max_new_tokens=FAST["max_new_tokens"]).text
     assert result["hardware"]["device"] == "cpu" and result["hardware"]["torch"] == torch.__version__
 
 
@@ -308,7 +320,7 @@ def test_end_to_end_files(report, checkpoint):
     saved = json.loads((out / "eval.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(records) == 3 * len(report.questions)
+    assert len(records) == 4 * len(report.questions)    # three modes and the blank-image baseline
     assert [r["prediction"] for r in records if r["mode"] == "low"] == report.predictions["low"]
     for png in ("accuracy_by_task.png", "tokens_vs_accuracy.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -318,6 +330,8 @@ def test_end_to_end_files(report, checkpoint):
     assert "![accuracy_by_task](accuracy_by_task.png)" in card
     assert "Note: Tesseract baseline turned off" in card and "### Exam items by source" in card
     assert "## Targets" in card and "| target | measured | baseline / reference | met |" in card
+    assert "| metric | auto | low | high | blank image‡ |" in card and "‡ blank image: high mode" in card
+    assert "Seeing the image adds" in card and f"{saved['blank_image']['same_answers']} of " in card and "| task | questions | auto | low | high | blank image‡ |" in card
     assert "No ablation results were given" in card
     assert len(saved["targets"]) == 10 and saved["ablations"] == {}
     ocr = next(t for t in saved["targets"] if t["target"].startswith("OCR"))
@@ -330,7 +344,7 @@ def test_card_puts_tesseract_beside_the_modes(report):
     result["tesseract"] = {"ran": True, "note": None, "transcription_cer": {"n": 1, "cer": 0.1234},
                            "readable_by_kind": {"charts": {"n": 4, "readable": 3, "share": 0.75}}}
     table = results_markdown(result)
-    assert "| metric | auto | low | high | Tesseract |" in table
+    assert "| metric | auto | low | high | blank image‡ | Tesseract |" in table
     assert "| 0.123 |" in table and "75.0% readable†" in table
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
     assert rows["| exact match: exams"].endswith("| — |")    # Tesseract has nothing to say about exam answers

@@ -20,7 +20,8 @@ from ko_hypervl.training.losses import (distillation_kl_sum, gather_target_logit
                                         predicting_positions)
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.sampling import global_batch, micro_batches, process_share
-from ko_hypervl.training.stages import AlignSettings, DCLSettings, VisionLanguageSettings, VisionLanguageStage
+from ko_hypervl.training.stages import (AlignSettings, DCLSettings, SFTSettings, VisionLanguageSettings,
+                                        VisionLanguageStage, visual_spread)
 from ko_hypervl.training.vrc import _turn_of_targets, label_scales, operating_point
 
 FIXTURES = Path(__file__).parent / "fixtures" / "user_data"
@@ -201,6 +202,23 @@ def test_stage_settings_refuse_contradictions():
     assert DCLSettings(init=Path("a"), data=Path("b")).kl_weight > 0
 
 
+def test_visual_spread_tells_a_collapsed_encoder_from_a_working_one(tiny, caplog):
+    torch.manual_seed(0)
+    assert visual_spread(torch.randn(64, 32)) == pytest.approx(1.0, abs=0.05)
+    collapsed = torch.full((64, 32), 40.0) + 0.01 * torch.randn(64, 32)   # one big vector, whatever the image
+    assert visual_spread(collapsed) < 0.001 and visual_spread(torch.zeros(4, 8)) == 0.0
+    _, model, processor = tiny
+    from datasets import Dataset
+
+    rows = Dataset.from_list([{"id": "x", "messages": MESSAGES, "tasks": ["max", "title"]}])
+    stage = VisionLanguageStage("sft", SFTSettings(init=Path("a"), data=Path("b")), rows, processor, seed=0)
+    with caplog.at_level("WARNING"):
+        stage.warn_on_collapse("large", visual_spread(collapsed))
+        stage.warn_on_collapse("large", visual_spread(collapsed))   # said once per branch, not every step
+        stage.warn_on_collapse("small", 0.4)
+    assert [r.getMessage().count("large branch's visual tokens have collapsed") for r in caplog.records] == [1]
+
+
 def test_alignment_trains_encoders_and_projectors_with_the_language_model_frozen(tiny):
     _, model, processor = tiny
     from datasets import Dataset
@@ -237,7 +255,8 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     lm_log = [json.loads(line) for line in (smoke_run / "lm" / "log.jsonl").read_text().splitlines()]
     assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
     dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
-    assert {"loss_large", "loss_small", "loss_kl"} <= set(dcl_log)
+    assert {"loss_large", "loss_small", "loss_kl", "visual_spread_large", "visual_spread_small"} <= set(dcl_log)
+    assert 0 < dcl_log["visual_spread_large"] < 2 and 0 < dcl_log["visual_spread_small"] < 2
     curve = json.loads((smoke_run / "vrc" / "vrc_curve.json").read_text(encoding="utf-8"))
     assert [row["tolerance"] for row in curve["curve"]] == sorted(row["tolerance"] for row in curve["curve"])
     assert (smoke_run / "vrc" / "vrc_curve.png").is_file() and "| dcl |" in (smoke_run / "throughput.md").read_text()

@@ -41,27 +41,32 @@ def summary_rows(report: dict) -> list[list]:
     """The headline table: one column per mode (and Tesseract where it ran), one row per metric."""
     modes = report["modes"]
     tess = report["tesseract"] if report["tesseract"]["ran"] else None
+    blank = _blank_image(report)
 
-    def row(label, value_of, tesseract_value=None):
+    def row(label, value_of, tesseract_value=None, score=False):
+        """``score``: the row is a score, which the blank-image baseline has too (not tokens or timings)."""
         cells = [label, *(value_of(result) for result in modes.values())]
+        if blank:
+            cells.append(value_of(blank) if score else MISSING)
         return cells + ([tesseract_value if tesseract_value is not None else MISSING] if tess else [])
 
     kinds = sorted({kind for result in modes.values() for kind in result["exact_match_by_kind"]})
-    rows = [row("exact match, all questions", lambda r: _pct(r["exact_match"]["accuracy"]))]
+    rows = [row("exact match, all questions", lambda r: _pct(r["exact_match"]["accuracy"]), score=True)]
     for kind in kinds:
         readable = tess["readable_by_kind"].get(kind) if tess else None
         rows.append(row(f"exact match: {kind}", lambda r, k=kind: _pct(r["exact_match_by_kind"].get(k, {})
                                                                          .get("accuracy")),
-                        f"{_pct(readable['share'])} readable†" if readable else None))
+                        f"{_pct(readable['share'])} readable†" if readable else None, score=True))
     if any(r["transcription_cer"] for r in modes.values()):
         tess_cer = tess["transcription_cer"] if tess else None
         rows.append(row("OCR transcription CER ↓", lambda r: f"{r['transcription_cer']['cer']:.3f}"
-                        if r["transcription_cer"] else MISSING, f"{tess_cer['cer']:.3f}" if tess_cer else None))
+                        if r["transcription_cer"] else MISSING, f"{tess_cer['cer']:.3f}" if tess_cer else None,
+                        score=True))
     if any(r["exam_accuracy_by_source"] for r in modes.values()):
         rows.append(row("exam items, right choice", lambda r: _pct(r["exam_accuracy_by_source"].get("all", {})
-                                                                     .get("accuracy"))))
+                                                                     .get("accuracy")), score=True))
         rows.append(row("exam items, chance level", lambda r: _pct(r["exam_accuracy_by_source"].get("all", {})
-                                                                     .get("chance"))))
+                                                                     .get("chance")), score=True))
     rows += [
         row("visual tokens per image (mean)", lambda r: f"{r['visual_tokens']['mean_visual_tokens']:.1f}"),
         row("… at full resolution, same branch", lambda r: f"{r['visual_tokens']['mean_full_visual_tokens']:.1f}"),
@@ -77,13 +82,36 @@ def summary_rows(report: dict) -> list[list]:
     return rows
 
 
+def _blank_image(report: dict) -> dict | None:
+    """The blank-image baseline's scores, when it ran (reports from before it have no entry)."""
+    blank = report.get("blank_image") or {}
+    return blank if blank.get("ran") else None
+
+
+def blank_image_note(report: dict) -> str:
+    """What the blank-image column means, and how much seeing the image adds over it."""
+    blank = _blank_image(report)
+    mode = blank["mode"]
+    seen = report["modes"].get(mode)
+    gain = (f" Seeing the image adds {100 * (seen['exact_match']['accuracy'] - blank['exact_match']['accuracy']):+.1f} "
+            f"points of exact match in {mode} mode." if seen else "")
+    if "same_answers" in blank:
+        gain += (f" {blank['same_answers']} of {blank['exact_match']['n']} answers are word for word the ones given "
+                 "with the real images.")
+    return (f"‡ blank image: {mode} mode with every image replaced by a white one of the same size (same tiles and "
+            f"visual tokens, nothing to read), so it scores what the model answers from the question alone.{gain}")
+
+
 def results_markdown(report: dict) -> str:
     """The results: headline table, exact match by task, exam accuracy by source, and the notes they need."""
     modes = list(report["modes"])
     tess = report["tesseract"]
-    header = ["metric", *modes] + (["Tesseract"] if tess["ran"] else [])
+    blank = _blank_image(report)
+    header = ["metric", *modes] + (["blank image‡"] if blank else []) + (["Tesseract"] if tess["ran"] else [])
     lines = [f"Evaluated {report['data']['questions']} questions on {report['data']['rows']} images "
              f"({report['data']['origin']}).", "", *_table(header, summary_rows(report))]
+    if blank:
+        lines += ["", blank_image_note(report)]
     if tess["ran"]:
         lines += ["", "† Tesseract cannot answer questions; its cell is the share of those answers found verbatim "
                       "in its OCR text (an upper bound for an OCR-only pipeline). Its CER is on the same "
@@ -92,10 +120,11 @@ def results_markdown(report: dict) -> str:
         lines += ["", f"Note: {tess['note']}."]
     tasks = sorted({t for m in modes for t in report["modes"][m]["exact_match_by_task"]})
     first = report["modes"][modes[0]]
+    by_task = [report["modes"][m]["exact_match_by_task"] for m in modes] + ([blank["exact_match_by_task"]]
+                                                                          if blank else [])
     lines += ["", "### Exact match by task", "",
-              *_table(["task", "questions", *modes],
-                      [[t, first["exact_match_by_task"][t]["n"],
-                        *(_pct(report["modes"][m]["exact_match_by_task"][t]["accuracy"]) for m in modes)]
+              *_table(["task", "questions", *modes] + (["blank image‡"] if blank else []),
+                      [[t, first["exact_match_by_task"][t]["n"], *(_pct(scores[t]["accuracy"]) for scores in by_task)]
                        for t in tasks])]
     sources = list(first["exam_accuracy_by_source"])
     if sources:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
@@ -32,6 +33,8 @@ from .targets import load_ablations, parse_ablations, target_rows
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT_ROOT = Path("eval_results")
+BLANK_IMAGE = "blank_image"      # its name in predictions.jsonl
+BLANK_IMAGE_MODE = "high"        # the mode the blank-image baseline answers in
 
 
 @dataclass
@@ -47,6 +50,9 @@ class EvalSettings:
     batch_size: int = setting(8, help="questions answered at once (left-padded batches)")
     latency_samples: int = setting(20, help="single `ask` calls timed per mode (0: no latency measurement)")
     tesseract: bool = setting(True, help="run the Tesseract OCR baseline on the same rows when it is installed")
+    blank_image: bool = setting(True, help="also answer every question in high mode with each image replaced by a "
+                                           "white one of the same size: what the model gets from the question "
+                                           "alone, so the gap to high is what seeing the image adds")
     out: Path | None = setting(None, help="folder for model_card.md, eval.json, predictions.jsonl and plots "
                                           "(default: eval_results/<model folder name>)")
     seed: int = setting(0, help="seed of the rendered rows (the corpus build seed) and of torch")
@@ -112,9 +118,10 @@ class EvalReport:
     data: dict
     modes: dict[str, ModeResult]
     tesseract: dict
+    blank_image: dict                # the blank-image baseline: {"ran": False} or its scores
     training_summary: Any
     questions: list[EvalQuestion] = field(repr=False)
-    predictions: dict[str, list[str]] = field(repr=False)   # mode -> answer per question
+    predictions: dict[str, list[str]] = field(repr=False)   # mode (or "blank_image") -> answer per question
     files: list[Path] = field(default_factory=list)
     ablations: dict[str, dict] = field(default_factory=dict, repr=False)   # name -> the loaded ablation JSON
 
@@ -128,7 +135,7 @@ class EvalReport:
         out = {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
                "hardware": self.hardware, "data": self.data,
                "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
-               "tesseract": self.tesseract}
+               "tesseract": self.tesseract, "blank_image": self.blank_image}
         out["targets"] = [row.to_dict() for row in target_rows(out, self.ablations)]
         out["ablations"] = {name: str(path) for name, path in
                             parse_ablations(self.settings.ablations, must_exist=False).items()}
@@ -192,6 +199,23 @@ def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str,
     return result, answers
 
 
+def blank_like(image: Image.Image) -> Image.Image:
+    """A white image of ``image``'s size: the same tiles and visual tokens, nothing to read."""
+    return Image.new("RGB", image.size, "white")
+
+
+def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, settings: EvalSettings,
+                         progress: bool) -> tuple[dict, list[str]]:
+    """The blank-image baseline: high mode, every image replaced by ``blank_like`` it."""
+    blanks = LazyImages(data.dataset, lambda image: blank_like(vlm.image_processor.load(image)))
+    decisions = decide_all(vlm, blanks, BLANK_IMAGE_MODE, settings.batch_size)
+    answers = generate_answers(vlm, blanks, data.questions, decisions, settings.max_new_tokens, settings.batch_size,
+                               desc="answering (blank image)", progress=progress)
+    scores = score_answers(data.questions, answers)
+    log.info("blank image: exact match %.1f%%", 100 * scores.exact_match.accuracy)
+    return {"ran": True, "mode": BLANK_IMAGE_MODE, **scores.to_dict()}, answers
+
+
 def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
     """Evaluate the checkpoint of ``settings`` in each mode; nothing is written (see ``evaluate``)."""
     model_dir = resolve_model_dir(settings.model)
@@ -203,13 +227,18 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
     results, predictions = {}, {}
     for mode in settings.modes:
         results[mode], predictions[mode] = evaluate_mode(vlm, data, images, mode, settings, progress)
+    blank = {"ran": False}
+    if settings.blank_image:
+        blank, predictions[BLANK_IMAGE] = evaluate_blank_image(vlm, data, settings, progress)
+        if seen := predictions.get(BLANK_IMAGE_MODE):   # how many answers the image did not change at all
+            blank["same_answers"] = sum(a == b for a, b in zip(seen, predictions[BLANK_IMAGE]))
     return EvalReport(
         settings=settings, command=settings_command(settings),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=checkpoint_summary(vlm.model, vlm.processor, model_dir), hardware=hardware_summary(vlm.model.device),
         data={"origin": data.origin, "rows": len(data.images), "questions": len(data.questions),
               "rows_per_kind": data.rows_per_kind()},
-        modes=results, tesseract=tesseract_on_rows(data, settings.tesseract, progress),
+        modes=results, tesseract=tesseract_on_rows(data, settings.tesseract, progress), blank_image=blank,
         training_summary=read_training_summary(model_dir), questions=data.questions, predictions=predictions,
         ablations=ablations)
 

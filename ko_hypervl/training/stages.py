@@ -164,6 +164,24 @@ class DCLSettings(VisionLanguageSettings):
     kl_weight: float = setting(1.0, help="weight of the KL pulling the small branch toward the large (DCL)")
 
 
+# visual tokens whose spread falls below this are (nearly) one vector: the image no longer reaches the LM
+COLLAPSED_SPREAD = 0.05
+
+
+@torch.no_grad()
+def visual_spread(features: torch.Tensor) -> float:
+    """How different a batch's visual tokens (tokens, hidden) are: mean distance to their mean over mean norm.
+
+    About 1 for unrelated vectors and 0 when the encoder or projector has collapsed to one output whatever
+    the image (a failure that leaves the loss looking healthy: the LM answers from the question alone).
+    """
+    features = features.float()
+    norm = features.norm(dim=-1).mean()
+    if norm == 0:
+        return 0.0
+    return float((features - features.mean(dim=0)).norm(dim=-1).mean() / norm)
+
+
 def conversation_rows(dataset, tasks: list[str]) -> list[tuple[int, list[dict]]]:
     """(row index, conversation) for every row with at least one turn of ``tasks``; images stay undecoded."""
     keep = set(tasks) or None
@@ -188,6 +206,7 @@ class VisionLanguageStage(Stage):
         self.pad_id = processor.tokenizer.pad_token_id
         self.seed = seed
         self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
+        self.collapse_warned: set[str] = set()
 
     def describe(self) -> dict:
         return settings_dict(self.settings) | {"rows": len(self.rows)}
@@ -225,21 +244,27 @@ class VisionLanguageStage(Stage):
         return batch
 
     def branch_logits(self, model, inputs: dict, branch: str, device):
+        """(answer logits, their targets, the visual tokens) of one branch's forward pass."""
         positions = predicting_positions(inputs["labels"]).to(device)
         labels = inputs["labels"].to(device)
         out = model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
                     pixel_values=inputs["pixel_values"].to(device), image_grid=inputs["image_grid"].to(device),
                     branch=branch, logits_to_keep=positions)
-        return gather_target_logits(out.logits, labels, positions)
+        return (*gather_target_logits(out.logits, labels, positions), out.image_hidden_states)
 
     def loss(self, model, batch, device):
         logits = {}
         parts: dict[str, float] = {}
         total = 0.0
         for branch in self.branches:
-            logits[branch], targets = self.branch_logits(model, batch[branch], branch, device)
+            logits[branch], targets, visual = self.branch_logits(model, batch[branch], branch, device)
             ce = cross_entropy_sum(logits[branch], targets)
             parts[f"loss_{branch}"] = ce.item()
+            # the loop sums parts over micro-batches and divides by the step's targets, so a mean is logged
+            # weighted by this micro-batch's targets
+            spread = visual_spread(visual)
+            parts[f"visual_spread_{branch}"] = spread * batch["num_targets"]
+            self.warn_on_collapse(branch, spread)
             total = total + (self.settings.small_weight if branch == "small" else 1.0) * ce
         if self.settings.kl_weight:
             kl = distillation_kl_sum(logits["small"], logits["large"], self.settings.temperature)
@@ -247,6 +272,13 @@ class VisionLanguageStage(Stage):
             total = total + self.settings.kl_weight * kl
         parts["loss"] = float(total.detach())
         return total, parts
+
+    def warn_on_collapse(self, branch: str, spread: float) -> None:
+        if spread < COLLAPSED_SPREAD and branch not in self.collapse_warned:
+            self.collapse_warned.add(branch)
+            log.warning("%s: the %s branch's visual tokens have collapsed (spread %.3f < %g: every token nearly "
+                        "the same vector), so the answers cannot depend on the image; lower the learning rate or "
+                        "freeze the encoder (--no-train-vision)", self.name, branch, spread, COLLAPSED_SPREAD)
 
     def estimate_memory(self, model, trainable, micro_batch_size):
         answer_tokens = 256   # logits are computed at answer positions only
