@@ -300,6 +300,40 @@ def test_lora_fine_tunes_on_user_data_and_writes_adapter_and_merged_model(tiny, 
     assert not any("lora" in k for k in merged)
 
 
+COLOURS = {"빨강": (220, 30, 30), "파랑": (30, 60, 220), "초록": (30, 170, 60), "노랑": (240, 210, 20)}
+
+
+def _colour_question(name: str | None = None) -> list[dict]:
+    messages = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "무슨 색인가요?"}]}]
+    return messages + ([{"role": "assistant", "content": [{"type": "text", "text": name}]}] if name else [])
+
+
+def test_the_image_path_learns_an_answer_only_the_image_holds(tiny, tmp_path):
+    """The whole image → answer path (processor, encoder, projector, merge at <image>, loss, loop) can learn:
+    one question, four plain colours, four answers. Text alone cannot tell them apart, so answering each
+    colour right needs the image (the bundled model's answers do not depend on it; see its blank-image row)."""
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    init, _, _ = tiny
+    rows = [{"id": f"c{i}", "kind": "charts", "image": Image.new("RGB", (48 + 9 * i, 40 + 5 * i), rgb),
+             "messages": _colour_question(name), "tasks": ["colour"]}
+            for i, (name, rgb) in enumerate(list(COLOURS.items()) * 6)]
+    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "colours"))
+    out = tmp_path / "sft"
+    assert main(["train", "sft", "--init", str(init), "--data", str(tmp_path / "colours"), "--out", str(out),
+                 "--steps", "120", "--batch-size", "8", "--micro-batch-size", "8", "--learning-rate", "5e-3",
+                 "--warmup-steps", "10", "--save-every", "120", "--no-progress"]) == 0
+    import ko_hypervl
+
+    vlm = ko_hypervl.load(out / "final")
+    answers = {name: vlm.ask(Image.new("RGB", (70, 61), rgb), "무슨 색인가요?", mode="high", max_new_tokens=4).text
+               for name, rgb in COLOURS.items()}            # a size no training image had
+    assert answers == {name: name for name in COLOURS}
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["visual_spread_large"] > 0.05            # it learnt without collapsing the visual tokens
+
+
 # -- bad input -------------------------------------------------------------------------------------------------
 
 def test_bad_settings_and_data_give_clear_errors(tiny, tmp_path, capsys):
