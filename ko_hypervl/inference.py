@@ -71,7 +71,7 @@ def check_history(history) -> list[dict]:
             raise ValueError(f"{where}: content must be text or a list of parts, got {type(content).__name__}")
         for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str) or kind == "image":
+            if kind == "image" or (kind == "text" and isinstance(part.get("text"), str)):
                 continue
             raise ValueError(f"{where}.content[{j}] must be {{'type': 'text', 'text': str}} or {{'type': 'image'}}, "
                              f"got {part!r:.80}")

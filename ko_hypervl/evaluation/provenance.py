@@ -36,7 +36,8 @@ def stored_dtype(weights: Path) -> str | None:
 
 
 def checkpoint_summary(model, processor, directory: Path) -> dict:
-    """The checkpoint's shape: parameters, language model, branches (tile size, visual tokens per tile, resolution), tokenizer."""
+    """The checkpoint's shape: parameters, language model, branches (tile size, visual tokens per tile,
+    resolution), tokenizer, and the dtype its weights are stored in."""
     config, image_processor, tokenizer = model.config, processor.image_processor, processor.tokenizer
     text = config.text_config
     return {

@@ -41,17 +41,16 @@ class Recipe:
 
 
 SMOKE_MODEL = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
-                   small_vit_layers=1, small_image_scale=0.5, lm_hidden_size=64, lm_layers=2, lm_heads=2, lm_kv_heads=1,
-                   lm_intermediate_size=128, max_positions=1024, max_tiles=6)
+                   small_vit_layers=1, small_image_scale=0.5, lm_hidden_size=64, lm_layers=2, lm_heads=2,
+                   lm_kv_heads=1, lm_intermediate_size=128, max_positions=1024, max_tiles=6)
 # The bundled model, sized by measurement on the 2-core CPU (docs/model_sizes.md): 112-px tiles, up to 20 of
 # them (a 560×448 full resolution), a 128-wide 4-layer large ViT, a 64-wide 2-layer small one that sees the
 # image at half the side lengths (a quarter of the tiles) with pixel shuffle 4 (a quarter of the tokens per
 # tile), so it answers about 2× faster, and a 256-wide 4-layer LM.
 TINY_MODEL = dict(tile_size=112, patch_size=14, vit_hidden_size=128, vit_layers=4, small_vit_hidden_size=64,
                   small_vit_layers=2, pixel_shuffle_factor=2, small_pixel_shuffle_factor=4, small_image_scale=0.5,
-                  lm_hidden_size=256,
-                  lm_layers=4, lm_heads=4, lm_kv_heads=2, lm_intermediate_size=704, max_positions=2048,
-                  max_tiles=20)
+                  lm_hidden_size=256, lm_layers=4, lm_heads=4, lm_kv_heads=2, lm_intermediate_size=704,
+                  max_positions=2048, max_tiles=20)
 RECIPES = {
     "smoke": Recipe(
         model=SMOKE_MODEL, images_per_kind=10,
