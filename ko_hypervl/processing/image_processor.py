@@ -60,7 +60,7 @@ class KoHyperVLImageProcessor(BaseImageProcessor):
     def plan(self, image: Image.Image, branch: str = "large", scale: float = 1.0) -> TilePlan:
         """The tiling of ``image`` for ``branch`` at VRC scale ``scale`` (times the branch's own image scale)."""
         check_branch(branch)
-        if not 0 < scale <= 1:
+        if not 0 < scale <= 1:   # checked here too: times a branch scale < 1, a bad one could pass plan_tiles
             raise ValueError(f"scale must be in (0, 1], got {scale}")
         return plan_tiles(image.width, image.height, tile_size=self.tile_sizes[branch],
                           tokens_per_tile=self.tokens_per_tile[branch], max_tiles=self.max_tiles,
