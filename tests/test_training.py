@@ -200,6 +200,9 @@ def test_stage_settings_refuse_contradictions():
         VisionLanguageSettings(init=Path("a"), data=Path("b"), train_vision=False, train_projector=False,
                                train_lm=False)
     assert DCLSettings(init=Path("a"), data=Path("b")).kl_weight > 0
+    for scale in (0.0, 1.5):
+        with pytest.raises(ValueError, match="--vision-lr-scale must be in"):
+            SFTSettings(init=Path("a"), data=Path("b"), vision_lr_scale=scale)
 
 
 def test_visual_spread_tells_a_collapsed_encoder_from_a_working_one(tiny, caplog):
@@ -230,6 +233,39 @@ def test_alignment_trains_encoders_and_projectors_with_the_language_model_frozen
     assert any(n.startswith("vision_model.") for n in names) and any(n.startswith("small_projector.") for n in names)
     assert not any(n.startswith("language_model.") for n in names)
     assert not model.language_model.get_input_embeddings().weight.requires_grad
+
+
+def test_a_lower_vision_learning_rate_reaches_the_encoders_only(tiny, tmp_path):
+    from ko_hypervl.training.loop import _param_groups, set_learning_rate
+
+    init, model, processor = tiny
+    from datasets import Dataset
+
+    rows = Dataset.from_list([{"id": "x", "messages": MESSAGES, "tasks": ["max", "title"]}])
+    stage = VisionLanguageStage("dcl", DCLSettings(init=Path("a"), data=Path("b"), vision_lr_scale=0.1), rows,
+                                processor, seed=0)
+    trainable = stage.trainable_parameters(model)
+    optimizer = torch.optim.AdamW(_param_groups(trainable, 0.01, stage.learning_rate_scale))
+    set_learning_rate(optimizer, 1e-3)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert len(lr_of) == len(trainable)                     # every trainable parameter, once
+    for name, param in trainable:
+        encoder = name.startswith(("vision_model.", "small_vision_model."))
+        assert lr_of[id(param)] == pytest.approx(1e-4 if encoder else 1e-3), name
+    # every scale 1: the two groups (decayed or not) of checkpoints written before scales existed
+    plain = _param_groups(trainable, 0.01, VisionLanguageStage("sft", SFTSettings(init=Path("a"), data=Path("b")),
+                                                               rows, processor, seed=0).learning_rate_scale)
+    assert [(g["weight_decay"], g["lr_scale"]) for g in plain] == [(0.01, 1.0), (0.0, 1.0)]
+
+    # through the CLI and the loop: one AdamW step moves each weight by about its learning rate
+    out = tmp_path / "sft"
+    assert main(["train", "sft", "--init", str(init), "--data", str(_colour_dataset(tmp_path)), "--out", str(out),
+                 "--steps", "1", "--batch-size", "4", "--micro-batch-size", "4", "--learning-rate", "1e-3",
+                 "--warmup-steps", "0", "--vision-lr-scale", "0.01", "--no-progress"]) == 0
+    before, after = load_file(init / "model.safetensors"), load_file(out / "final" / "model.safetensors")
+    moved = {prefix: max(float((after[k].float() - before[k].float()).abs().max()) for k in before
+                         if k.startswith(prefix)) for prefix in ("vision_model.", "projector.", "language_model.")}
+    assert moved["vision_model."] < 3e-5 and moved["projector."] > 5e-4 and moved["language_model."] > 5e-4, moved
 
 
 # -- end to end ---------------------------------------------------------------------------------------------------
@@ -308,20 +344,27 @@ def _colour_question(name: str | None = None) -> list[dict]:
     return messages + ([{"role": "assistant", "content": [{"type": "text", "text": name}]}] if name else [])
 
 
+def _colour_dataset(folder: Path) -> Path:
+    """Plain-colour images of several sizes, each with the question and its colour's name."""
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    rows = [{"id": f"c{i}", "kind": "charts", "image": Image.new("RGB", (48 + 9 * i, 40 + 5 * i), rgb),
+             "messages": _colour_question(name), "tasks": ["colour"]}
+            for i, (name, rgb) in enumerate(list(COLOURS.items()) * 6)]
+    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(folder / "colours"))
+    return folder / "colours"
+
+
 def test_the_image_path_learns_an_answer_only_the_image_holds(tiny, tmp_path):
     """The whole image → answer path (processor, encoder, projector, merge at <image>, loss, loop) can learn:
     one question, four plain colours, four answers. Text alone cannot tell them apart, so answering each
     colour right needs the image (the bundled model's answers do not depend on it; see its blank-image row)."""
-    from datasets import Dataset, DatasetDict
     from PIL import Image
 
     init, _, _ = tiny
-    rows = [{"id": f"c{i}", "kind": "charts", "image": Image.new("RGB", (48 + 9 * i, 40 + 5 * i), rgb),
-             "messages": _colour_question(name), "tasks": ["colour"]}
-            for i, (name, rgb) in enumerate(list(COLOURS.items()) * 6)]
-    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "colours"))
     out = tmp_path / "sft"
-    assert main(["train", "sft", "--init", str(init), "--data", str(tmp_path / "colours"), "--out", str(out),
+    assert main(["train", "sft", "--init", str(init), "--data", str(_colour_dataset(tmp_path)), "--out", str(out),
                  "--steps", "120", "--batch-size", "8", "--micro-batch-size", "8", "--learning-rate", "5e-3",
                  "--warmup-steps", "10", "--save-every", "120", "--no-progress"]) == 0
     import ko_hypervl

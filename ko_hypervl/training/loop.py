@@ -52,11 +52,27 @@ def fingerprint(stage, settings: TrainSettings) -> dict:
     return {"stage": stage.name, "train": train, "stage_settings": stage.describe()}
 
 
-def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict]:
-    # norms, biases and embeddings' 1-d neighbours are not decayed (standard for transformers)
-    decay = [p for _, p in params if p.ndim >= 2]
-    rest = [p for _, p in params if p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float,
+                  lr_scale=lambda name: 1.0) -> list[dict]:
+    """AdamW groups by (learning-rate scale, decay); ``lr_scale(name)`` is the share of the schedule's rate.
+
+    Norms, biases and embeddings' 1-d neighbours are not decayed (standard for transformers). With every scale
+    1.0 there are exactly two groups, as before scales existed, so older checkpoints' optimizer states resume.
+    """
+    groups: dict[tuple[float, bool], list] = {}
+    for scale in sorted({float(lr_scale(name)) for name, _ in params} | {1.0}, reverse=True):
+        groups[(scale, True)] = []
+        groups[(scale, False)] = []
+    for name, param in params:
+        groups[(float(lr_scale(name)), param.ndim >= 2)].append(param)
+    return [{"params": chosen, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (scale, decay), chosen in groups.items() if chosen or scale == 1.0]
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's rate for this step, times each group's ``lr_scale``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def _make_accelerator(settings: TrainSettings):
@@ -93,7 +109,8 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
     trainable = stage.trainable_parameters(model)
     if not trainable:
         raise ValueError(f"stage {stage.name}: no parameter is trainable with these settings")
-    optimizer = torch.optim.AdamW(_param_groups(trainable, settings.weight_decay), lr=settings.learning_rate,
+    optimizer = torch.optim.AdamW(_param_groups(trainable, settings.weight_decay, stage.learning_rate_scale),
+                                  lr=settings.learning_rate,
                                   betas=(0.9, 0.95), eps=1e-8)
     micro = settings.batch_size // world // accumulation
     if settings.check_memory:
@@ -129,8 +146,7 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
     model.train()
     for step in range(start, settings.steps):
         lr = learning_rate_at(step, settings)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(optimizer, lr)
         indices = process_share(global_batch(settings.seed, step, settings.batch_size, size), rank, world)
         batches = [stage.make_batch(chunk, step) for chunk in micro_batches(indices, accumulation)]
         local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches)],

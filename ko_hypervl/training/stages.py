@@ -51,6 +51,10 @@ class Stage:
     def trainable_parameters(self, model) -> list[tuple[str, torch.nn.Parameter]]:
         raise NotImplementedError
 
+    def learning_rate_scale(self, name: str) -> float:
+        """Share of the schedule's learning rate that the parameter ``name`` trains at."""
+        return 1.0
+
     def make_batch(self, indices: list[int], step: int) -> dict:
         raise NotImplementedError
 
@@ -128,6 +132,9 @@ class VisionLanguageSettings:
     train_vision: bool = setting(True, help="train the vision encoders of the branches used")
     train_projector: bool = setting(True, help="train the projectors of the branches used")
     train_lm: bool = setting(True, help="train the language model")
+    vision_lr_scale: float = setting(1.0, help="the vision encoders' learning rate as a share of --learning-rate: "
+                                     "below 1 keeps a pretrained (or already reading) encoder from drifting or "
+                                     "collapsing while the projector and LM adapt")
     max_length: int = setting(2048, help="longest training sequence in tokens (later turns are dropped to fit)")
     scales: list[float] = setting([0.5, 0.625, 0.75, 0.875], help="VRC scales sampled for training images, so "
                                   "the model answers at the scales the VRC may choose")
@@ -142,6 +149,9 @@ class VisionLanguageSettings:
             raise ValueError("--kl-weight and --small-weight must be ≥ 0 and --temperature > 0")
         if not 0 <= self.scale_prob <= 1 or any(not 0 < s <= 1 for s in self.scales):
             raise ValueError("--scale-prob must be in [0, 1] and every --scales value in (0, 1]")
+        if not 0 < self.vision_lr_scale <= 1:
+            raise ValueError(f"--vision-lr-scale must be in (0, 1], got {self.vision_lr_scale}; "
+                             "to freeze the encoders use --no-train-vision")
         if not (self.train_vision or self.train_projector or self.train_lm):
             raise ValueError("nothing to train: enable at least one of --train-vision, --train-projector, --train-lm")
 
@@ -220,6 +230,10 @@ class VisionLanguageStage(Stage):
             encoder, projector = BRANCH_MODULES[branch]
             modules += [encoder] * self.settings.train_vision + [projector] * self.settings.train_projector
         return select_trainable(model, modules)
+
+    def learning_rate_scale(self, name: str) -> float:
+        encoders = tuple(f"{BRANCH_MODULES[branch][0]}." for branch in self.branches)
+        return self.settings.vision_lr_scale if name.startswith(encoders) else 1.0
 
     def scale_for(self, step: int, index: int) -> float:
         rng = sample_rng(self.seed, step, index)
