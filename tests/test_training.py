@@ -281,15 +281,18 @@ def smoke_run(tmp_path_factory):
 def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     model_dir = smoke_run / "model"
     summary = json.loads((model_dir / "training_summary.json").read_text(encoding="utf-8"))
-    assert [s["stage"] for s in summary["stages"]] == ["lm", "align", "sft", "dcl", "vrc"]
+    assert [s["stage"] for s in summary["stages"]] == ["lm", "read", "align", "sft", "dcl", "vrc"]
     assert summary["recipe"] == "smoke" and summary["recipe_description"] == RECIPES["smoke"].description
-    for stage in summary["stages"][:4]:
+    for stage in summary["stages"][:5]:
         assert stage["samples_per_second"] > 0 and stage["tokens_per_second"] > 0
         log = [json.loads(line) for line in (smoke_run / stage["stage"] / "log.jsonl").read_text().splitlines()]
         assert [row["step"] for row in log] == list(range(1, stage["steps"] + 1))
         assert (smoke_run / stage["stage"] / "loss.png").stat().st_size > 1000
     lm_log = [json.loads(line) for line in (smoke_run / "lm" / "log.jsonl").read_text().splitlines()]
     assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
+    read = summary["stages"][1]
+    assert {"large", "small"} == set(read["reading_cer"]) and 1 <= read["reading_cer"]["large"]["rows"] <= 4
+    assert read["reading_classes"] > 20 and 0 <= read["reading_cer"]["large"]["cer"]
     dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
     assert {"loss_large", "loss_small", "loss_kl", "visual_spread_large", "visual_spread_small"} <= set(dcl_log)
     assert 0 < dcl_log["visual_spread_large"] < 2 and 0 < dcl_log["visual_spread_small"] < 2
@@ -312,7 +315,7 @@ def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")
     assert main(["train", "pipeline", "--smoke", "--out", str(smoke_run), "--no-progress"]) == 0
-    assert sum("already done" in r.getMessage() for r in caplog.records) == 5
+    assert sum("already done" in r.getMessage() for r in caplog.records) == 6
     assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
 
 

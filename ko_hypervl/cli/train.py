@@ -13,6 +13,7 @@ from .common import add_command_group
 
 STAGE_HELP = {
     "lm": "1. pretrain (or continue pretraining) the language model on the Korean text corpus",
+    "read": "1b. reading pretraining: the vision encoders learn to transcribe through a CTC head (optional)",
     "align": "2. alignment: encoders and projectors on reading text and chart-to-table, LM frozen",
     "sft": "3. instruction tuning on chart / exam / OCR / table conversations (loss on answers only)",
     "dcl": "4. dual consistency learning: both branches, cross-entropy + KL(small ‖ large)",
@@ -26,11 +27,12 @@ def _settings_classes(name: str) -> tuple[type, ...]:
     from ..model.lora import LoraSettings
     from ..training import LoraDataSettings, TrainSettings
     from ..training.pipeline import PipelineSettings
+    from ..training.reading import ReadSettings
     from ..training.run import VISION_LANGUAGE
     from ..training.stages import LMSettings
     from ..training.vrc import VRCSettings
 
-    return {"lm": (TrainSettings, LMSettings), "vrc": (VRCSettings,), "lora": (TrainSettings, LoraDataSettings, LoraSettings),
+    return {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,), "lora": (TrainSettings, LoraDataSettings, LoraSettings),
             "pipeline": (PipelineSettings,), **{k: (TrainSettings, cls) for k, cls in VISION_LANGUAGE.items()}}[name]
 
 
@@ -59,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
         final = train_vrc(*settings)
     elif args.stage == "lm":
         final = run.train_lm(*settings)
+    elif args.stage == "read":
+        final = run.train_read(*settings)
     elif args.stage == "lora":
         final = run.train_lora(*settings)
     else:

@@ -1,11 +1,13 @@
-"""Training: one loop (accelerate, resumable), the stages (LM, alignment, SFT, DCL, VRC, LoRA) and the recipe."""
+"""Training: one loop (accelerate, resumable), the stages (LM, reading, alignment, SFT, DCL, VRC, LoRA) and the recipe."""
 
 from .loop import TrainResult, train
-from .run import LoraDataSettings, train_lm, train_lora, train_vision_language
+from .reading import ReadSettings
+from .run import LoraDataSettings, train_lm, train_lora, train_read, train_vision_language
 from .settings import TrainSettings, learning_rate_at
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings, VisionLanguageSettings
 
 __all__ = [
-    "AlignSettings", "DCLSettings", "LMSettings", "LoraDataSettings", "SFTSettings", "TrainResult", "TrainSettings",
-    "VisionLanguageSettings", "learning_rate_at", "train", "train_lm", "train_lora", "train_vision_language",
+    "AlignSettings", "DCLSettings", "LMSettings", "LoraDataSettings", "ReadSettings", "SFTSettings", "TrainResult",
+    "TrainSettings", "VisionLanguageSettings", "learning_rate_at", "train", "train_lm", "train_lora", "train_read",
+    "train_vision_language",
 ]

@@ -1,5 +1,5 @@
-"""The whole recipe, end to end and resumable: model init, image corpus, LM, alignment, instruction tuning,
-DCL, VRC, then one self-contained checkpoint (and, when asked, its evaluation and model card).
+"""The whole recipe, end to end and resumable: model init, image corpus, LM, (reading,) alignment, instruction
+tuning, DCL, VRC, then one self-contained checkpoint (and, when asked, its evaluation and model card).
 
 Each step writes its output under ``<out>/<step>`` and is skipped when that output is complete, and each
 training stage resumes from its own last checkpoint, so after a kill the same command carries on.
@@ -18,13 +18,15 @@ from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
 from .checkpointing import write_json_atomic
-from .run import FINAL, hardware, stage_history, train_lm, train_vision_language
+from .reading import ReadSettings
+from .run import FINAL, hardware, stage_history, train_lm, train_read, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
 from .vrc import VRCSettings, train_vrc
 
 log = logging.getLogger(__name__)
-STAGES = ("lm", "align", "sft", "dcl", "vrc")
+STAGES = ("lm", "read", "align", "sft", "dcl", "vrc")
+OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train``
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
 
 
@@ -55,10 +57,11 @@ RECIPES = {
     "smoke": Recipe(
         model=SMOKE_MODEL, images_per_kind=10,
         train={"lm": dict(steps=12, batch_size=4, micro_batch_size=4, warmup_steps=2, save_every=6),
+               "read": dict(steps=4, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=2),
                "align": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
                "sft": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
                "dcl": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3)},
-        stage={"lm": dict(block_size=128, max_tokens=40_000), "align": dict(max_length=1024),
+        stage={"lm": dict(block_size=128, max_tokens=40_000), "read": dict(eval_rows=4), "align": dict(max_length=1024),
                "sft": dict(max_length=1024), "dcl": dict(max_length=1024),
                "vrc": dict(max_images=12, fit_steps=20, fit_batch_size=8, tolerances=[0.0, 0.05, 0.2, 1.0])},
         description="a minutes-long run of every stage on a toy-sized model, for tests and CI",
@@ -164,6 +167,8 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     data = settings.data or settings.out / "data"
     for stage in STAGES:
         final = settings.out / stage / FINAL
+        if stage in OPTIONAL_STAGES and stage not in recipe.train:
+            continue
         if _done(final):
             log.info("%s: already done (%s)", stage, final)
         elif stage == "vrc":   # one process: the labelling pass and the predictor are small
@@ -173,6 +178,9 @@ def run_pipeline(settings: PipelineSettings) -> Path:
             state.wait_for_everyone()
         elif stage == "lm":
             train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
+        elif stage == "read":
+            train_read(_train_settings(recipe, stage, settings),
+                       ReadSettings(init=model_dir, data=data, **recipe.stage["read"]))
         else:
             stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
             train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)

@@ -19,6 +19,7 @@ from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
+from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer, seed_head
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
@@ -73,6 +74,30 @@ def train_vision_language(name: str, train: TrainSettings, settings: VisionLangu
     model, processor = _load_for_training(settings.init)
     stage = VisionLanguageStage(name, settings, _vision_language_dataset(settings), processor, train.seed)
     return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
+
+
+def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
+    """Reading pretraining: the vision encoders with a CTC head on transcriptions (see ``reading``)."""
+    from ..imagecorpus.records import load_split
+
+    model, processor = _load_for_training(settings.init)
+    dataset = load_split(settings.data, settings.split, settings.kinds or None)
+    stage = ReadStage(settings, dataset, processor, train.seed)
+    if not stage.rows:
+        raise ValueError(f"{settings.data} ({settings.split}) has no rows with a transcription turn to read")
+    reader = ReadingModel(model, stage.branches, len(stage.vocab))
+    seed_head(reader, train.seed)
+    result = loop.train(stage, reader, train)
+    scores = {}
+    if settings.eval_rows:
+        held_out = load_split(settings.data, settings.eval_split, settings.kinds or None)
+        for branch in stage.branches:
+            scores[branch] = reading_cer(reader, processor, held_out, stage.vocab, settings.eval_rows, branch,
+                                         train.progress)
+            log.info("read: %s branch, CER %s on %d %s lines; e.g. %s", branch, scores[branch]["cer"],
+                     scores[branch]["rows"], settings.eval_split, scores[branch]["example"])
+    return _finish(result, model, processor, train.out, [train, settings], settings.init,
+                   extra={"reading_cer": scores, "reading_classes": len(stage.vocab)})
 
 
 @dataclass

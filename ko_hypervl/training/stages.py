@@ -291,8 +291,8 @@ class VisionLanguageStage(Stage):
         if spread < COLLAPSED_SPREAD and branch not in self.collapse_warned:
             self.collapse_warned.add(branch)
             log.warning("%s: the %s branch's visual tokens have collapsed (spread %.3f < %g: every token nearly "
-                        "the same vector), so the answers cannot depend on the image; lower the learning rate or "
-                        "freeze the encoder (--no-train-vision)", self.name, branch, spread, COLLAPSED_SPREAD)
+                        "the same vector), so the answers cannot depend on the image; train the encoder slower "
+                        "(--vision-lr-scale 0.1) or freeze it (--no-train-vision)", self.name, branch, spread, COLLAPSED_SPREAD)
 
     def estimate_memory(self, model, trainable, micro_batch_size):
         answer_tokens = 256   # logits are computed at answer positions only

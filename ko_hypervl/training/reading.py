@@ -1,0 +1,230 @@
+"""Reading pretraining of the vision encoders: a CTC head over each encoder's patches learns to transcribe.
+
+Why: the VLM stages teach reading only through the LM, one answer token at a time, and from-scratch
+encoders never got there on the CPU budget (the bundled model's answers are the same with a blank image).
+A linear CTC head on the patch features gives every patch a direct reading target, as OCR models (CRNN)
+are trained. Korean is read in jamo (Unicode NFD): about 70 letters instead of thousands of syllables,
+so each letter is seen far more often. The head is a training device: the final checkpoint holds the VLM
+with its encoders updated, and the head's character error rate on held-out lines is in its stage history.
+
+The patch sequence is the whole image's patch grid in row-major order (tiles stitched back together),
+so multi-line text is read top to bottom, left to right; the global thumbnail is not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..settings import setting, settings_dict
+from .stages import BRANCH_CHOICES, BRANCH_MODULES, Stage
+
+log = logging.getLogger(__name__)
+BLANK = 0
+READ_TASK = "transcribe"
+
+
+def reading_units(text: str) -> list[str]:
+    """The letters a transcription is read as: Hangul syllables split into jamo (NFD), line breaks as spaces."""
+    return list(unicodedata.normalize("NFD", " ".join(text.split())))
+
+
+def compose(units: list[str]) -> str:
+    """Read units back to text (NFC joins jamo into syllables)."""
+    return unicodedata.normalize("NFC", "".join(units))
+
+
+@dataclass
+class ReadingVocab:
+    """The CTC head's classes: blank (0), then every unit seen in the training transcriptions."""
+
+    units: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_texts(cls, texts) -> "ReadingVocab":
+        return cls(sorted({unit for text in texts for unit in reading_units(text)}))
+
+    def __len__(self) -> int:
+        return len(self.units) + 1
+
+    def encode(self, text: str) -> list[int]:
+        """Class ids of ``text``; units the vocabulary lacks are left out (they cannot be predicted)."""
+        index = {unit: i + 1 for i, unit in enumerate(self.units)}
+        return [index[u] for u in reading_units(text) if u in index]
+
+    def decode_greedy(self, log_probs: torch.Tensor) -> str:
+        """Best path decoding: the argmax class per position, repeats merged, blanks dropped."""
+        best = log_probs.argmax(-1).tolist()
+        units = [self.units[c - 1] for i, c in enumerate(best) if c != BLANK and (i == 0 or c != best[i - 1])]
+        return compose(units)
+
+
+def patch_sequence(patches: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """(rows·cols tiles, side², hidden), tiles row by row → (rows·side · cols·side, hidden) in reading order.
+
+    The tiles are stitched back into the image's patch grid, which is then read row by row, left to right.
+    """
+    tiles, length, hidden = patches.shape
+    side = int(round(length ** 0.5))
+    if tiles != rows * cols or side * side != length:
+        raise ValueError(f"expected {rows}×{cols} tiles of a square patch grid, got {tiles} tiles of {length} "
+                         "patches (an encoder with a class token cannot be read this way)")
+    grid = patches.view(rows, cols, side, side, hidden).permute(0, 2, 1, 3, 4)
+    return grid.reshape(rows * side * cols * side, hidden)
+
+
+@dataclass
+class ReadSettings:
+    init: Path = setting(help="checkpoint whose vision encoders learn to read (e.g. `ko-hypervl model init`'s)")
+    data: Path = setting(help="image-text dataset folder (`ko-hypervl corpora build`); rows with a transcription")
+    split: str = setting("train", help="split of the dataset to train on")
+    eval_split: str = setting("validation", help="split whose transcriptions the head is scored on at the end")
+    eval_rows: int = setting(100, help="held-out images scored at the end (character error rate)")
+    kinds: list[str] = setting([], help="only these kinds (default: every kind with a transcription turn)")
+    branches: str = setting("both", help="vision branches that learn to read: large, small or both",
+                            choices=BRANCH_CHOICES)
+
+    def __post_init__(self) -> None:
+        if self.branches not in BRANCH_CHOICES:
+            raise ValueError(f"--branches must be one of {', '.join(BRANCH_CHOICES)}, got {self.branches!r}")
+        if self.eval_rows < 0:
+            raise ValueError("--eval-rows cannot be negative")
+
+
+def transcriptions(dataset) -> list[tuple[int, str]]:
+    """(row index, transcription) of every row with a ``transcribe`` turn; images stay undecoded."""
+    from ..imagecorpus.records import qa_pairs
+
+    rows = []
+    for index, row in enumerate(dataset.select_columns(["messages", "tasks"])):
+        for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
+            if task == READ_TASK and answer.strip():
+                rows.append((index, answer))
+                break
+    return rows
+
+
+class ReadingModel(nn.Module):
+    """The VLM's encoders (shared, not copied) with one linear CTC head each."""
+
+    def __init__(self, vlm, branches: tuple[str, ...], num_classes: int):
+        super().__init__()
+        self.encoders = nn.ModuleDict({b: getattr(vlm, BRANCH_MODULES[b][0]) for b in branches})
+        self.heads = nn.ModuleDict({b: nn.Linear(self.encoders[b].config.hidden_size, num_classes)
+                                    for b in branches})
+
+    def forward(self, pixel_values: torch.Tensor, image_grid: torch.Tensor, branch: str) -> list[torch.Tensor]:
+        """Log-probabilities (patch positions, classes) per image, from the tiles (not the thumbnails)."""
+        encoder, head = self.encoders[branch], self.heads[branch]
+        out, start = [], 0
+        for rows, cols in image_grid.tolist():
+            tiles = rows * cols
+            patches = encoder(pixel_values=pixel_values[start:start + tiles]).last_hidden_state
+            out.append(head(patch_sequence(patches, rows, cols)).float().log_softmax(-1))
+            start += tiles + (tiles > 1)    # skip the global thumbnail
+        return out
+
+
+class ReadStage(Stage):
+    name = "read"
+
+    def __init__(self, settings: ReadSettings, dataset, processor, seed: int):
+        self.settings = settings
+        self.dataset = dataset
+        self.rows = transcriptions(dataset)
+        self.processor = processor
+        self.vocab = ReadingVocab.from_texts(text for _, text in self.rows)
+        self.seed = seed
+        self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
+
+    def describe(self) -> dict:
+        return settings_dict(self.settings) | {"rows": len(self.rows), "classes": len(self.vocab)}
+
+    def dataset_size(self) -> int:
+        return len(self.rows)
+
+    def trainable_parameters(self, model):
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return list(model.named_parameters())
+
+    def make_batch(self, indices, step):
+        images, targets = [], []
+        for index in indices:
+            row_index, text = self.rows[index]
+            images.append(self.dataset[row_index]["image"])
+            targets.append(self.vocab.encode(text))
+        batch = {branch: self.processor.image_processor(images, branch=branch) for branch in self.branches}
+        batch = {branch: {"pixel_values": f["pixel_values"], "image_grid": f["image_grid"]}
+                 for branch, f in batch.items()}
+        batch["targets"] = targets
+        batch["num_targets"] = sum(len(t) for t in targets)
+        # the throughput log's tokens/s counts the crops encoded here (there is no text)
+        batch["num_tokens"] = sum(int(batch[b]["pixel_values"].shape[0]) for b in self.branches)
+        return batch
+
+    def loss(self, model, batch, device):
+        targets = batch["targets"]
+        flat = torch.tensor([c for t in targets for c in t], dtype=torch.long)
+        target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+        total, parts = 0.0, {}
+        for branch in self.branches:
+            inputs = batch[branch]
+            log_probs = model(inputs["pixel_values"].to(device), inputs["image_grid"], branch)
+            lengths = torch.tensor([lp.shape[0] for lp in log_probs], dtype=torch.long)
+            padded = nn.utils.rnn.pad_sequence(log_probs)          # (positions, images, classes)
+            # zero_infinity: a line longer than its image has patches cannot be aligned; it adds nothing
+            ctc = nn.functional.ctc_loss(padded, flat.to(device), lengths, target_lengths, blank=BLANK,
+                                         reduction="sum", zero_infinity=True)
+            parts[f"loss_{branch}"] = ctc.item()
+            total = total + ctc
+        parts["loss"] = float(total.detach())
+        return total, parts
+
+    def estimate_memory(self, model, trainable, micro_batch_size):
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        largest = max(self.processor.image_processor.max_tiles, 1) + 1
+        activations = 0
+        for encoder in model.encoders.values():
+            config = encoder.config
+            patches = (config.image_size // config.patch_size) ** 2
+            # about 34 · hidden bytes per token per layer (as for the LM), per tile of the micro-batch
+            activations += micro_batch_size * largest * patches * 34 * config.hidden_size * config.num_hidden_layers
+        return weights * 4 + activations
+
+
+@torch.no_grad()
+def reading_cer(reader: ReadingModel, processor, dataset, vocab: ReadingVocab, limit: int, branch: str,
+                progress: bool = False) -> dict:
+    """Character error rate of the head's greedy reading on up to ``limit`` held-out transcriptions."""
+    from tqdm.auto import tqdm
+
+    from ..imagecorpus.tesseract import character_error_rate
+
+    was_training = reader.training
+    reader.eval()
+    rows = transcriptions(dataset)[:limit]
+    errors, example = [], None
+    device = next(reader.parameters()).device
+    for row_index, text in tqdm(rows, desc=f"read CER ({branch})", disable=not progress):
+        inputs = processor.image_processor([dataset[row_index]["image"]], branch=branch)
+        log_probs = reader(inputs["pixel_values"].to(device), inputs["image_grid"], branch)[0]
+        reading = vocab.decode_greedy(log_probs)
+        reference = " ".join(text.split())
+        errors.append(character_error_rate(reference, reading))
+        example = example or {"reference": reference, "reading": reading}
+    reader.train(was_training)
+    return {"cer": round(sum(errors) / len(errors), 4) if errors else None, "rows": len(errors), "example": example}
+
+
+def seed_head(reader: ReadingModel, seed: int) -> None:
+    """Initialise the heads from the run's seed, so a rerun (or a resume) starts from the same weights."""
+    generator = torch.Generator().manual_seed(seed)
+    for head in reader.heads.values():
+        nn.init.normal_(head.weight, std=0.02, generator=generator)
+        nn.init.zeros_(head.bias)

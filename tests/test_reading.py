@@ -1,0 +1,118 @@
+"""Reading pretraining: jamo units, the CTC vocabulary and its greedy decoding, the patch order, and a run that
+learns to read its lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ko_hypervl.checkpoint import save_checkpoint
+from ko_hypervl.cli import main
+from ko_hypervl.model.build import ModelBuildSettings, build_model
+from ko_hypervl.training.pipeline import RECIPES
+from ko_hypervl.training.reading import ReadingVocab, compose, patch_sequence, reading_units
+
+HARD = ["값이 3,400원\n늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하 ㅋㅋ", "Ｈello 12.5%!"]
+
+
+@pytest.mark.parametrize("text", HARD)
+def test_jamo_units_compose_back_to_the_text_with_line_breaks_as_spaces(text):
+    units = reading_units(text)
+    assert compose(units) == " ".join(text.split())
+    assert "\n" not in units
+
+
+def test_hangul_is_read_in_jamo_so_the_classes_stay_few():
+    assert reading_units("값") == ["ᄀ", "ᅡ", "ᆹ"]
+    vocab = ReadingVocab.from_texts(["가나다라마바사", "각낙닥락"])
+    assert len(vocab) == 1 + len(set(reading_units("가나다라마바사각낙닥락")))    # blank + 7 + 7 + 1 letters
+
+
+def test_greedy_decoding_merges_repeats_and_drops_blanks():
+    vocab = ReadingVocab.from_texts(["값이 늘었다"])
+    ids = vocab.encode("값이")
+    assert vocab.encode("값이 X") == vocab.encode("값이 늘")[:6]     # a unit the vocabulary lacks is left out
+    path = [0, ids[0], ids[0], 0, ids[1], ids[2], 0, 0, ids[3], ids[4], ids[4], 0]
+    log_probs = torch.full((len(path), len(vocab)), -10.0)
+    log_probs[torch.arange(len(path)), torch.tensor(path)] = 0.0
+    assert vocab.decode_greedy(log_probs) == "값이"
+    doubled = [ids[0], 0, ids[0]]                                 # a blank between two equal letters keeps both
+    log_probs = torch.full((3, len(vocab)), -10.0)
+    log_probs[torch.arange(3), torch.tensor(doubled)] = 0.0
+    assert vocab.decode_greedy(log_probs) == compose([vocab.units[ids[0] - 1]] * 2)
+
+
+def test_tiles_are_stitched_back_and_read_row_by_row():
+    rows, cols, side = 2, 3, 2
+    grid_rows, grid_cols = rows * side, cols * side
+    tiles = torch.zeros(rows * cols, side * side, 2)
+    for t in range(rows * cols):
+        for p in range(side * side):
+            r, c = (t // cols) * side + p // side, (t % cols) * side + p % side
+            tiles[t, p] = torch.tensor([r, c], dtype=torch.float)
+    sequence = patch_sequence(tiles, rows, cols)
+    expected = [[r, c] for r in range(grid_rows) for c in range(grid_cols)]
+    assert sequence.tolist() == expected
+    with pytest.raises(ValueError, match="class token"):
+        patch_sequence(torch.zeros(6, 5, 2), rows, cols)          # 5 patches: 4 + a class token
+
+
+def _lines_dataset(folder: Path) -> Path:
+    """A few short printed lines, each with its transcription turn (train and validation are the same lines)."""
+    from datasets import Dataset, DatasetDict
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ko_hypervl.imagecorpus.fonts import fonts_dir
+
+    font = ImageFont.truetype(str(fonts_dir() / "NanumGothic.ttf"), 30)
+    rows = []
+    for i, text in enumerate(["가나", "다라", "나가", "라다"]):
+        image = Image.new("RGB", (112, 56), "white")
+        ImageDraw.Draw(image).text((8, 10), text, fill="black", font=font)
+        messages = [{"role": "user", "content": [{"type": "image", "text": None},
+                                                 {"type": "text", "text": "글을 옮겨 주세요."}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": text}]}]
+        rows.append({"id": f"l{i}", "kind": "ocr", "image": image, "messages": messages, "tasks": ["transcribe"]})
+    DatasetDict({"train": Dataset.from_list(rows), "validation": Dataset.from_list(rows)}).save_to_disk(
+        str(folder / "lines"))
+    return folder / "lines"
+
+
+def test_the_encoders_learn_to_read_their_lines(tmp_path):
+    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    init = save_checkpoint(model, processor, tmp_path / "init")
+    out = tmp_path / "read"
+    assert main(["train", "read", "--init", str(init), "--data", str(_lines_dataset(tmp_path)), "--out", str(out),
+                 "--steps", "400", "--batch-size", "4", "--micro-batch-size", "4", "--learning-rate", "3e-3",
+                 "--warmup-steps", "10", "--save-every", "400", "--no-progress"]) == 0
+    summary = json.loads((out / "final" / "training_summary.json").read_text(encoding="utf-8"))
+    scores = summary["stages"][-1]["reading_cer"]
+    # every line read right by both branches; a head on frozen random encoders misreads some (0.125 / 0.625)
+    assert scores["large"]["cer"] < 0.1 and scores["small"]["cer"] < 0.1, scores
+    # the final checkpoint is the VLM (the heads stay behind) with encoders that changed
+    from safetensors.torch import load_file
+
+    before, after = load_file(init / "model.safetensors"), load_file(out / "final" / "model.safetensors")
+    assert set(before) == set(after)
+    assert not torch.equal(before["vision_model.patch_embedding.weight"], after["vision_model.patch_embedding.weight"])
+    assert torch.equal(before["projector.fc1.weight"], after["projector.fc1.weight"])
+
+
+def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
+    from datasets import Dataset, DatasetDict
+
+    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    init = save_checkpoint(model, processor, tmp_path / "init")
+    messages = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "색은?"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "빨강"}]}]
+    from PIL import Image
+
+    rows = [{"id": "x", "kind": "charts", "image": Image.new("RGB", (60, 60)), "messages": messages,
+             "tasks": ["colour"]}]
+    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "d"))
+    assert main(["train", "read", "--init", str(init), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 1
+    assert "no rows with a transcription turn" in capsys.readouterr().err
