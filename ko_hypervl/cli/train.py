@@ -32,8 +32,9 @@ def _settings_classes(name: str) -> tuple[type, ...]:
     from ..training.stages import LMSettings
     from ..training.vrc import VRCSettings
 
-    return {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,), "lora": (TrainSettings, LoraDataSettings, LoraSettings),
-            "pipeline": (PipelineSettings,), **{k: (TrainSettings, cls) for k, cls in VISION_LANGUAGE.items()}}[name]
+    return {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,),
+            "lora": (TrainSettings, LoraDataSettings, LoraSettings), "pipeline": (PipelineSettings,),
+            **{k: (TrainSettings, cls) for k, cls in VISION_LANGUAGE.items()}}[name]
 
 
 def register(commands: argparse._SubParsersAction) -> None:

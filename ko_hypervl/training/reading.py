@@ -45,6 +45,9 @@ class ReadingVocab:
 
     units: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.index = {unit: i + 1 for i, unit in enumerate(self.units)}
+
     @classmethod
     def from_texts(cls, texts) -> "ReadingVocab":
         return cls(sorted({unit for text in texts for unit in reading_units(text)}))
@@ -54,8 +57,7 @@ class ReadingVocab:
 
     def encode(self, text: str) -> list[int]:
         """Class ids of ``text``; units the vocabulary lacks are left out (they cannot be predicted)."""
-        index = {unit: i + 1 for i, unit in enumerate(self.units)}
-        return [index[u] for u in reading_units(text) if u in index]
+        return [self.index[u] for u in reading_units(text) if u in self.index]
 
     def decode_greedy(self, log_probs: torch.Tensor) -> str:
         """Best path decoding: the argmax class per position, repeats merged, blanks dropped."""
@@ -110,13 +112,17 @@ def transcriptions(dataset) -> list[tuple[int, str]]:
 
 
 class ReadingModel(nn.Module):
-    """The VLM's encoders (shared, not copied) with one linear CTC head each."""
+    """The VLM's encoders (shared, not copied) with one linear CTC head each, initialised from ``seed``."""
 
-    def __init__(self, vlm, branches: tuple[str, ...], num_classes: int):
+    def __init__(self, vlm, branches: tuple[str, ...], num_classes: int, seed: int):
         super().__init__()
         self.encoders = nn.ModuleDict({b: getattr(vlm, BRANCH_MODULES[b][0]) for b in branches})
         self.heads = nn.ModuleDict({b: nn.Linear(self.encoders[b].config.hidden_size, num_classes)
                                     for b in branches})
+        generator = torch.Generator().manual_seed(seed)     # a rerun or a resume starts from the same heads
+        for head in self.heads.values():
+            nn.init.normal_(head.weight, std=0.02, generator=generator)
+            nn.init.zeros_(head.bias)
 
     def forward(self, pixel_values: torch.Tensor, image_grid: torch.Tensor, branch: str) -> list[torch.Tensor]:
         """Log-probabilities (patch positions, classes) per image, from the tiles (not the thumbnails)."""
@@ -133,13 +139,12 @@ class ReadingModel(nn.Module):
 class ReadStage(Stage):
     name = "read"
 
-    def __init__(self, settings: ReadSettings, dataset, processor, seed: int):
+    def __init__(self, settings: ReadSettings, dataset, processor):
         self.settings = settings
         self.dataset = dataset
         self.rows = transcriptions(dataset)
         self.processor = processor
         self.vocab = ReadingVocab.from_texts(text for _, text in self.rows)
-        self.seed = seed
         self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
 
     def describe(self) -> dict:
@@ -221,10 +226,3 @@ def reading_cer(reader: ReadingModel, processor, dataset, vocab: ReadingVocab, l
     reader.train(was_training)
     return {"cer": round(sum(errors) / len(errors), 4) if errors else None, "rows": len(errors), "example": example}
 
-
-def seed_head(reader: ReadingModel, seed: int) -> None:
-    """Initialise the heads from the run's seed, so a rerun (or a resume) starts from the same weights."""
-    generator = torch.Generator().manual_seed(seed)
-    for head in reader.heads.values():
-        nn.init.normal_(head.weight, std=0.02, generator=generator)
-        nn.init.zeros_(head.bias)

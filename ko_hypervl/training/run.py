@@ -19,7 +19,7 @@ from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
-from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer, seed_head
+from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
@@ -82,11 +82,10 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
 
     model, processor = _load_for_training(settings.init)
     dataset = load_split(settings.data, settings.split, settings.kinds or None)
-    stage = ReadStage(settings, dataset, processor, train.seed)
+    stage = ReadStage(settings, dataset, processor)
     if not stage.rows:
         raise ValueError(f"{settings.data} ({settings.split}) has no rows with a transcription turn to read")
-    reader = ReadingModel(model, stage.branches, len(stage.vocab))
-    seed_head(reader, train.seed)
+    reader = ReadingModel(model, stage.branches, len(stage.vocab), train.seed)
     result = loop.train(stage, reader, train)
     scores = {}
     if settings.eval_rows:
