@@ -116,3 +116,9 @@ def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
     assert main(["train", "read", "--init", str(init), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
                  "--no-progress"]) == 1
     assert "no rows with a transcription turn" in capsys.readouterr().err
+    # a dataset without the held-out split stops before any training (and says how to go on)
+    lines = _lines_dataset(tmp_path)
+    out = tmp_path / "no-eval"
+    assert main(["train", "read", "--init", str(init), "--data", str(lines), "--out", str(out), "--eval-split", "test",
+                 "--no-progress"]) == 1
+    assert "split 'test' not in" in capsys.readouterr().err and not (out / "checkpoints").exists()

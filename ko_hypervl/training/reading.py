@@ -86,7 +86,7 @@ class ReadSettings:
     data: Path = setting(help="image-text dataset folder (`ko-hypervl corpora build`); rows with a transcription")
     split: str = setting("train", help="split of the dataset to train on")
     eval_split: str = setting("validation", help="split whose transcriptions the head is scored on at the end")
-    eval_rows: int = setting(100, help="held-out images scored at the end (character error rate)")
+    eval_rows: int = setting(100, help="held-out images scored at the end (character error rate; 0: none)")
     kinds: list[str] = setting([], help="only these kinds (default: every kind with a transcription turn)")
     branches: str = setting("both", help="vision branches that learn to read: large, small or both",
                             choices=BRANCH_CHOICES)

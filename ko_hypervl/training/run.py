@@ -85,11 +85,12 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
     stage = ReadStage(settings, dataset, processor)
     if not stage.rows:
         raise ValueError(f"{settings.data} ({settings.split}) has no rows with a transcription turn to read")
+    # the held-out split is loaded first, so a missing one stops the run before training, not after it
+    held_out = load_split(settings.data, settings.eval_split, settings.kinds or None) if settings.eval_rows else None
     reader = ReadingModel(model, stage.branches, len(stage.vocab), train.seed)
     result = loop.train(stage, reader, train)
     scores = {}
-    if settings.eval_rows:
-        held_out = load_split(settings.data, settings.eval_split, settings.kinds or None)
+    if held_out is not None:
         for branch in stage.branches:
             scores[branch] = reading_cer(reader, processor, held_out, stage.vocab, settings.eval_rows, branch,
                                          train.progress)
