@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from ..settings import setting, settings_dict
-from .stages import BRANCH_CHOICES, BRANCH_MODULES, Stage
+from ..imagecorpus.tesseract import TRANSCRIBE, character_error_rate
+from .stages import BRANCH_CHOICES, BRANCH_MODULES, Stage, branch_names
 
 log = logging.getLogger(__name__)
 BLANK = 0
-READ_TASK = "transcribe"
 
 
 def reading_units(text: str) -> list[str]:
@@ -92,8 +92,7 @@ class ReadSettings:
                             choices=BRANCH_CHOICES)
 
     def __post_init__(self) -> None:
-        if self.branches not in BRANCH_CHOICES:
-            raise ValueError(f"--branches must be one of {', '.join(BRANCH_CHOICES)}, got {self.branches!r}")
+        branch_names(self.branches)
         if self.eval_rows < 0:
             raise ValueError("--eval-rows cannot be negative")
 
@@ -105,7 +104,7 @@ def transcriptions(dataset) -> list[tuple[int, str]]:
     rows = []
     for index, row in enumerate(dataset.select_columns(["messages", "tasks"])):
         for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
-            if task == READ_TASK and answer.strip():
+            if task == TRANSCRIBE and answer.strip():
                 rows.append((index, answer))
                 break
     return rows
@@ -145,7 +144,7 @@ class ReadStage(Stage):
         self.rows = transcriptions(dataset)
         self.processor = processor
         self.vocab = ReadingVocab.from_texts(text for _, text in self.rows)
-        self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
+        self.branches = branch_names(settings.branches)
 
     def describe(self) -> dict:
         return settings_dict(self.settings) | {"rows": len(self.rows), "classes": len(self.vocab)}
@@ -164,9 +163,10 @@ class ReadStage(Stage):
             row_index, text = self.rows[index]
             images.append(self.dataset[row_index]["image"])
             targets.append(self.vocab.encode(text))
-        batch = {branch: self.processor.image_processor(images, branch=branch) for branch in self.branches}
-        batch = {branch: {"pixel_values": f["pixel_values"], "image_grid": f["image_grid"]}
-                 for branch, f in batch.items()}
+        batch = {}
+        for branch in self.branches:
+            tiles = self.processor.image_processor(images, branch=branch)
+            batch[branch] = {"pixel_values": tiles["pixel_values"], "image_grid": tiles["image_grid"]}
         batch["targets"] = targets
         batch["num_targets"] = sum(len(t) for t in targets)
         # the throughput log's tokens/s counts the crops encoded here (there is no text)
@@ -208,8 +208,6 @@ def reading_cer(reader: ReadingModel, processor, dataset, vocab: ReadingVocab, l
                 progress: bool = False) -> dict:
     """Character error rate of the head's greedy reading on up to ``limit`` held-out transcriptions."""
     from tqdm.auto import tqdm
-
-    from ..imagecorpus.tesseract import character_error_rate
 
     was_training = reader.training
     reader.eval()

@@ -26,6 +26,13 @@ ALIGN_TASKS = ["transcribe", "read_line", "to_table", "title"]
 BRANCH_MODULES = {"large": ("vision_model", "projector"), "small": ("small_vision_model", "small_projector")}
 
 
+def branch_names(choice: str) -> tuple[str, ...]:
+    """The branches a ``--branches`` choice trains (``both``: large, then small)."""
+    if choice not in BRANCH_CHOICES:
+        raise ValueError(f"--branches must be one of {', '.join(BRANCH_CHOICES)}, got {choice!r}")
+    return ("large", "small") if choice == "both" else (choice,)
+
+
 def select_trainable(model, modules: list[str]) -> list[tuple[str, torch.nn.Parameter]]:
     """Freeze everything but the named top-level ``modules``; returns the trainable (name, parameter) pairs."""
     prefixes = tuple(f"{module}." for module in modules)
@@ -141,8 +148,7 @@ class VisionLanguageSettings:
     scale_prob: float = setting(0.5, help="share of samples shown at one of --scales instead of full resolution")
 
     def __post_init__(self) -> None:
-        if self.branches not in BRANCH_CHOICES:
-            raise ValueError(f"--branches must be one of {', '.join(BRANCH_CHOICES)}, got {self.branches!r}")
+        branch_names(self.branches)
         if self.kl_weight and self.branches != "both":
             raise ValueError("--kl-weight (DCL) needs --branches both: the KL compares the two branches")
         if self.kl_weight < 0 or self.small_weight < 0 or self.temperature <= 0:
@@ -215,7 +221,7 @@ class VisionLanguageStage(Stage):
         self.encoder = ConversationEncoder(processor, settings.max_length)
         self.pad_id = processor.tokenizer.pad_token_id
         self.seed = seed
-        self.branches = ("large", "small") if settings.branches == "both" else (settings.branches,)
+        self.branches = branch_names(settings.branches)
         self.collapse_warned: set[str] = set()
 
     def describe(self) -> dict:
