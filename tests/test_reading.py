@@ -13,7 +13,7 @@ from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training.pipeline import RECIPES
-from ko_hypervl.training.reading import ReadingVocab, compose, patch_sequence, reading_units
+from ko_hypervl.training.reading import ReadingModel, ReadingVocab, ReadSettings, compose, patch_sequence, reading_units
 
 HARD = ["값이 3,400원\n늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하 ㅋㅋ", "Ｈello 12.5%!"]
 
@@ -58,6 +58,27 @@ def test_tiles_are_stitched_back_and_read_row_by_row():
     assert sequence.tolist() == expected
     with pytest.raises(ValueError, match="class token"):
         patch_sequence(torch.zeros(6, 5, 2), rows, cols)          # 5 patches: 4 + a class token
+
+
+def test_each_patch_emits_its_positions_next_to_each_other():
+    model, _ = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    classes, positions = 5, 3
+    reader = ReadingModel(model, ("large",), classes, seed=0, positions_per_patch=positions)
+    head = reader.heads["large"]
+    assert head.out_features == positions * classes
+    # a head whose k-th position of every patch is sure of class k + 1, whatever the patch shows
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-20.0)
+        for k in range(positions):
+            head.bias[k * classes + k + 1] = 20.0
+    side = model.config.vision_config.image_size // model.config.vision_config.patch_size
+    tiles = torch.zeros(2 * 3 + 1, 3, model.config.vision_config.image_size, model.config.vision_config.image_size)
+    (log_probs,) = reader(tiles, torch.tensor([[2, 3]]), "large")
+    assert log_probs.shape == (2 * 3 * side * side * positions, classes)     # the thumbnail is not read
+    assert log_probs.argmax(-1).tolist() == [1, 2, 3] * (2 * 3 * side * side)
+    with pytest.raises(ValueError, match="positions-per-patch"):
+        ReadSettings(init=Path("i"), data=Path("d"), positions_per_patch=0)
 
 
 def _lines_dataset(folder: Path) -> Path:
