@@ -91,6 +91,80 @@ def test_data_order_is_a_pure_function_of_seed_and_step():
         global_batch(0, 0, 4, 0)
 
 
+class _RecordingStage:
+    """make_batch records which thread made which step; it fails at ``fail_at``."""
+
+    name = "probe"
+
+    def __init__(self, fail_at: int | None = None):
+        import threading
+
+        self.fail_at, self.made, self.threads, self.lock = fail_at, [], set(), threading.Lock()
+
+    def make_batch(self, indices, step):
+        import threading
+        import time
+
+        time.sleep(0.01)
+        if step == self.fail_at:
+            raise ValueError(f"broken sample at step {step}")
+        with self.lock:
+            self.made.append(step)
+            self.threads.add(threading.current_thread().name)
+        return {"step": step, "indices": list(indices)}
+
+
+def test_prefetched_batches_are_the_inline_ones_and_errors_arrive_at_their_step(tmp_path):
+    from ko_hypervl.training.loop import step_batches
+
+    settings = TrainSettings(out=tmp_path, steps=6, batch_size=4, micro_batch_size=2, seed=5)
+    inline_stage, ahead_stage = _RecordingStage(), _RecordingStage()
+    inline = list(step_batches(inline_stage, settings, 1, 10, 0, 1, 2, prefetch=0))
+    ahead = list(step_batches(ahead_stage, settings, 1, 10, 0, 1, 2, prefetch=2))
+    assert ahead == inline and [b[0]["step"] for b in inline] == [1, 2, 3, 4, 5]   # resumed at step 1
+    assert inline[0][0]["indices"] + inline[0][1]["indices"] == list(global_batch(5, 1, 4, 10))
+    assert inline_stage.threads == {"MainThread"} and ahead_stage.threads == {"probe-batches_0"}
+
+    failing = step_batches(_RecordingStage(fail_at=3), settings, 0, 10, 0, 1, 2, prefetch=2)
+    assert [next(failing)[0]["step"] for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="step 3"):
+        next(failing)
+
+    stopped = _RecordingStage()
+    early = step_batches(stopped, settings, 0, 10, 0, 1, 2, prefetch=2)
+    next(early)
+    early.close()                       # the loop closes it when training stops
+    made = len(stopped.made)
+    import time
+
+    time.sleep(0.1)
+    assert len(stopped.made) == made <= 2 * 4      # nothing is made after close (at most 4 steps were asked for)
+    with pytest.raises(ValueError, match="prefetch-batches"):
+        TrainSettings(out=tmp_path, prefetch_batches=-2)
+
+
+def test_compare_draws_runs_and_prints_their_first_and_last_means(tmp_path, capsys):
+    from ko_hypervl.training.runlog import moving_mean
+
+    assert moving_mean([4.0, 2.0, 6.0, 0.0], 2) == [4.0, 3.0, 4.0, 3.0]
+    for name, losses in {"a": [5.0, 4.0, 3.0, 2.0], "b": [5.0, 5.0, 4.0, 4.0]}.items():
+        (tmp_path / name).mkdir()
+        rows = [{"step": i + 1, "loss": v, "seconds": float(i + 1)} for i, v in enumerate(losses)]
+        (tmp_path / name / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 5, "lo',
+                                                   encoding="utf-8")     # a line cut short by a kill is skipped
+    chart = tmp_path / "cmp.png"
+    assert main(["train", "compare", str(tmp_path / "a"), str(tmp_path / "b" / "log.jsonl"), "--labels", "ours",
+                 "twin", "--window", "2", "--out", str(chart), "--ymax", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "| ours | 4 | 4.0 | 4.5 | 2.5 |" in printed and "| twin | 4 | 4.0 | 5.0 | 4.0 |" in printed
+    assert chart.stat().st_size > 5000
+    assert main(["train", "compare", str(tmp_path / "a"), "--labels", "x", "y"]) == 1
+    assert main(["train", "compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 1
+    assert main(["train", "compare", str(tmp_path / "a"), "--metric", "loss_kl"]) == 1
+    errors = capsys.readouterr().err
+    assert "--labels names 2 runs, but 1" in errors and "no training log at" in errors and "no 'loss_kl'" in errors
+
+
 # -- answer-only labels -----------------------------------------------------------------------------------------
 
 def test_chat_segments_rebuild_the_chat_template(tiny):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..settings import add_settings_arguments, settings_from_args
-from .common import add_command_group
+from .common import add_command_group, add_settings_command
 
 STAGE_HELP = {
     "lm": "1. pretrain (or continue pretraining) the language model on the Korean text corpus",
@@ -46,6 +46,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         for cls in _settings_classes(name):
             add_settings_arguments(parser, cls)
         parser.set_defaults(func=_run, stage=name)
+    from ..training.settings import CompareSettings
+
+    add_settings_command(sub, "compare", "draw several runs' loss curves on one chart and print their means",
+                         "Compare runs (ablations, settings): each run's logged metric as a moving mean on one "
+                         "chart; prints each run's mean over its first and last --window steps.",
+                         CompareSettings, _compare, positional=("runs",))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ..training.runlog import compare_runs, read_log
+    from ..training.settings import CompareSettings
+
+    settings = settings_from_args(CompareSettings, args)
+    runs = {label: read_log(path) for label, path in settings.log_files().items()}
+    summary = compare_runs(runs, settings.out, settings.metric, settings.window, settings.title, settings.ymax)
+    first, last = f"first_{settings.metric}", f"last_{settings.metric}"
+    print(f"| run | steps | seconds | {settings.metric}, first {settings.window} steps | last {settings.window} steps |")
+    print("|---|---:|---:|---:|---:|")
+    for row in summary:
+        print(f"| {row['run']} | {row['steps']} | {row['seconds']} | {row[first]} | {row[last]} |")
+    print(f"chart: {settings.out}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from .settings import TrainSettings, learning_rate_at
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 # settings that may change between a kill and the resume without changing the result
-RESUME_FREE = {"progress", "save_every", "keep_checkpoints", "log_every", "threads", "check_memory", "out", "cpu"}
+RESUME_FREE = {"progress", "save_every", "keep_checkpoints", "log_every", "threads", "check_memory", "out", "cpu",
+               "prefetch_batches"}
 
 
 @dataclass
@@ -73,6 +76,35 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """The schedule's rate for this step, times each group's ``lr_scale``."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def step_batches(stage, settings: TrainSettings, start: int, size: int, rank: int, world: int, accumulation: int,
+                 prefetch: int):
+    """Each step's micro-batches for this process, from step ``start`` on.
+
+    With ``prefetch`` > 0 one background thread prepares up to that many steps ahead while the model trains.
+    The batches are the same either way: a step's samples and their random choices depend only on (seed,
+    step, index), never on a shared generator (see ``sampling``).
+    """
+    def make(step: int) -> list[dict]:
+        indices = process_share(global_batch(settings.seed, step, settings.batch_size, size), rank, world)
+        return [stage.make_batch(chunk, step) for chunk in micro_batches(indices, accumulation)]
+
+    steps = iter(range(start, settings.steps))
+    if prefetch <= 0:
+        yield from map(make, steps)
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage.name}-batches")
+    try:
+        pending = deque(pool.submit(make, step) for _, step in zip(range(prefetch + 1), steps))
+        while pending:
+            batches = pending.popleft().result()     # a failure in make_batch is raised here, at its step
+            for step in steps:
+                pending.append(pool.submit(make, step))
+                break
+            yield batches
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _make_accelerator(settings: TrainSettings):
@@ -143,12 +175,14 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
     from tqdm.auto import tqdm
 
     bar = tqdm(total=settings.steps, initial=start, desc=stage.name, unit="step", disable=not (main and settings.progress))
+    prefetch = settings.prefetch_batches
+    if prefetch < 0:
+        prefetch = 2 if accelerator.device.type != "cpu" else 0
     model.train()
-    for step in range(start, settings.steps):
+    all_batches = step_batches(stage, settings, start, size, rank, world, accumulation, prefetch)
+    for step, batches in zip(range(start, settings.steps), all_batches):
         lr = learning_rate_at(step, settings)
         set_learning_rate(optimizer, lr)
-        indices = process_share(global_batch(settings.seed, step, settings.batch_size, size), rank, world)
-        batches = [stage.make_batch(chunk, step) for chunk in micro_batches(indices, accumulation)]
         local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches)],
                              dtype=torch.float64, device=accelerator.device)
         global_targets, global_tokens = accelerator.reduce(local, "sum").tolist()
@@ -204,6 +238,7 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
                                          {"step": step + 1, "fingerprint": expected, "counters": counters},
                                          settings.keep_checkpoints)
             accelerator.wait_for_everyone()
+    all_batches.close()     # stops the prefetch thread
     bar.close()
     total = elapsed_before + time.perf_counter() - started
     model = accelerator.unwrap_model(model)

@@ -71,3 +71,46 @@ def save_figure(fig, ax, out: Path, xlabel: str, ylabel: str, title: str) -> Pat
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def moving_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value and the ``window`` - 1 before it (fewer at the start): curves readable through noise."""
+    means, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        means.append(total / min(i + 1, window))
+    return means
+
+
+def compare_runs(runs: dict[str, list[dict]], out: Path, metric: str = "loss", window: int = 50,
+                 title: str = "", ymax: float = 0.0) -> list[dict]:
+    """Draw ``metric`` of several runs (label → log rows) on one chart, as moving means; returns a summary per run.
+
+    The summary has each run's steps, seconds, and the metric's mean over its first and last ``window`` logged
+    steps, so a comparison can be read (and checked) without the picture.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    summary, lowest = [], float("inf")
+    for label, rows in runs.items():
+        rows = [row for row in rows if metric in row and "step" in row]
+        if not rows:
+            raise ValueError(f"run {label!r} logged no {metric!r}")
+        values = [float(row[metric]) for row in rows]
+        means = moving_mean(values, window)
+        lowest = min(lowest, *means)
+        ax.plot([row["step"] for row in rows], means, label=label, linewidth=1.4)
+        head, tail = values[:window], values[-window:]
+        summary.append({"run": label, "steps": rows[-1]["step"], "seconds": rows[-1].get("seconds"),
+                        f"first_{metric}": round(sum(head) / len(head), 4),
+                        f"last_{metric}": round(sum(tail) / len(tail), 4)})
+    if ymax:
+        ax.set_ylim(lowest - 0.05 * abs(ymax - lowest), ymax)
+    save_figure(fig, ax, out, "step", f"{metric} (mean of {window} steps)", title or f"{metric} by step")
+    return summary

@@ -34,6 +34,9 @@ class TrainSettings:
     precision: str = setting("no", help="mixed precision through accelerate", choices=PRECISIONS)
     cpu: bool = setting(False, help="train on the CPU even when a GPU is present")
     threads: int = setting(0, help="torch CPU threads per process (0: leave torch's default)")
+    prefetch_batches: int = setting(-1, help="steps of batches a background thread prepares while the model "
+                                             "trains (0: inline; -1: 2 on a GPU, 0 on the CPU, where the "
+                                             "thread would take cores from training)")
     progress: bool = setting(True, help="show a progress bar")
     check_memory: bool = setting(True, help="refuse settings whose estimated memory exceeds what is free")
 
@@ -48,6 +51,8 @@ class TrainSettings:
             raise ValueError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--warmup-steps, --grad-clip and --weight-decay cannot be negative")
+        if self.prefetch_batches < -1:
+            raise ValueError(f"--prefetch-batches must be -1 (auto), 0 or more, got {self.prefetch_batches}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -73,3 +78,35 @@ def learning_rate_at(step: int, settings: TrainSettings) -> float:
     progress = min(1.0, (step - settings.warmup_steps) / span)
     floor = peak * settings.min_lr_ratio
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class CompareSettings:
+    runs: list[Path] = setting(help="run folders (or their log.jsonl files) to draw on one chart")
+    out: Path = setting(Path("compare.png"), help="the chart (PNG)")
+    labels: list[str] = setting([], help="one legend label per run (default: the folder names)")
+    metric: str = setting("loss", help="logged value to draw (loss, loss_large, loss_small, loss_kl, grad_norm…)")
+    window: int = setting(50, help="steps per moving mean (the first and last such means are printed)")
+    title: str = setting("", help="chart title")
+    ymax: float = setting(0.0, help="top of the y axis, to see past the first steps' high loss (0: automatic)")
+
+    def __post_init__(self) -> None:
+        self.runs = [Path(run) for run in self.runs]
+        self.out = Path(self.out)
+        if self.labels and len(self.labels) != len(self.runs):
+            raise ValueError(f"--labels names {len(self.labels)} runs, but {len(self.runs)} were given")
+        if self.window < 1:
+            raise ValueError("--window must be at least 1")
+
+    def log_files(self) -> dict[str, Path]:
+        """Legend label → log file; a folder stands for its log.jsonl."""
+        from .runlog import LOG_FILE
+
+        labels = self.labels or [run.stem if run.is_file() else run.name for run in self.runs]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two runs have the same label ({', '.join(labels)}); name them with --labels")
+        files = {label: run / LOG_FILE if run.is_dir() else run for label, run in zip(labels, self.runs)}
+        for path in files.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"no training log at {path}")
+        return files
