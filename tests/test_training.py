@@ -385,6 +385,27 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert answer.decisions[0].chosen_by == "vrc" and answer.visual_tokens <= answer.decisions[0].full_visual_tokens
 
 
+def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_corpus(tmp_path):
+    from ko_hypervl.imagecorpus.records import load_split
+    from ko_hypervl.training.pipeline import PipelineSettings, _read_corpus, _train_settings
+
+    plain = PipelineSettings(out=tmp_path / "plain", recipe="tiny")
+    assert not plain.runs_stage("read") and plain.runs_stage("align") and _read_corpus(plain) is None
+    reading = PipelineSettings(out=tmp_path / "read", recipe="tiny", read_steps=2000, read_lines=12, steps_scale=0.5)
+    assert reading.runs_stage("read")
+    train = _train_settings(RECIPES["tiny"], "read", reading)
+    assert (train.steps, train.warmup_steps, train.batch_size, train.out) == (1000, 100, 16, tmp_path / "read" / "read")
+    smoke = _train_settings(RECIPES["smoke"], "read", PipelineSettings(out=tmp_path, smoke=True, read_steps=20))
+    assert (smoke.steps, smoke.warmup_steps, smoke.batch_size) == (20, 1, 4)      # the recipe's loop, more steps
+    corpus = _read_corpus(reading)
+    assert corpus == tmp_path / "read" / "read-data"
+    rows = sum(len(load_split(corpus, split)) for split in ("train", "validation", "test")
+               if (corpus / split).is_dir())
+    assert rows == 12 and set(load_split(corpus, "train")["kind"]) == {"ocr"}
+    with pytest.raises(ValueError, match="add --read-steps"):
+        PipelineSettings(out=tmp_path, recipe="tiny", read_lines=100)
+
+
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")

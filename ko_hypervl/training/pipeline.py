@@ -26,7 +26,9 @@ from .vrc import VRCSettings, train_vrc
 
 log = logging.getLogger(__name__)
 STAGES = ("lm", "read", "align", "sft", "dcl", "vrc")
-OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train``
+OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train`` (or, for read, --read-steps)
+# the reading stage's loop settings when a recipe has none (docs/ablations/reading_pretraining.md's runs)
+READ_TRAIN = dict(steps=1500, batch_size=16, micro_batch_size=16, learning_rate=1e-3, warmup_steps=100, save_every=250)
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
 
 
@@ -102,6 +104,10 @@ class PipelineSettings:
     steps_scale: float = setting(1.0, help="multiply every stage's steps (e.g. 0.1 for a quick look)")
     images_per_kind: int = setting(0, help="rendered images per kind (0: the recipe's)")
     data: Path | None = setting(None, help="use this rendered image corpus instead of rendering one")
+    read_steps: int = setting(0, help="run the reading stage for this many steps between lm and align "
+                                      "(0: only when the recipe has it, for its steps)")
+    read_lines: int = setting(0, help="render this many OCR line images for the reading stage alone "
+                                      "(0: it reads the main corpus's lines)")
     workers: int = setting(2, help="rendering processes")
     seed: int = setting(0, help="seed of the data, the weights and the data order")
     evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
@@ -115,6 +121,15 @@ class PipelineSettings:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
         if self.steps_scale <= 0:
             raise ValueError("--steps-scale must be positive")
+        if self.read_steps < 0 or self.read_lines < 0:
+            raise ValueError("--read-steps and --read-lines cannot be negative")
+        if self.read_lines and not (self.read_steps or "read" in RECIPES[self.recipe].train):
+            raise ValueError(f"--read-lines renders lines for the reading stage, which recipe {self.recipe!r} "
+                             "does not run: add --read-steps")
+
+    def runs_stage(self, stage: str) -> bool:
+        recipe = RECIPES[self.recipe]
+        return stage not in OPTIONAL_STAGES or stage in recipe.train or (stage == "read" and self.read_steps > 0)
 
 
 def _done(path: Path) -> bool:
@@ -142,8 +157,28 @@ def _image_corpus(recipe: Recipe, settings: PipelineSettings) -> Path:
     return target
 
 
+def _read_corpus(settings: PipelineSettings) -> Path | None:
+    """The OCR-only corpus of ``--read-lines`` images (None: the reading stage reads the main corpus).
+
+    Same seed as the main corpus: a line index renders the same image into the same split in both, so the
+    reading stage never trains on the main corpus's validation or test lines.
+    """
+    if not settings.read_lines:
+        return None
+    from ..imagecorpus import ImageCorpusSettings, build_image_corpus
+
+    target = settings.out / "read-data"
+    if not (target / "dataset_dict.json").is_file():
+        build_image_corpus(ImageCorpusSettings(out=target, kind="ocr", num=settings.read_lines, seed=settings.seed,
+                                               workers=settings.workers, overwrite=True))
+    return target
+
+
 def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
-    values = dict(recipe.train[stage])
+    values = dict(recipe.train[stage] if stage in recipe.train else READ_TRAIN)   # only read is optional
+    if stage == "read" and settings.read_steps:
+        values["steps"] = settings.read_steps
+        values["warmup_steps"] = min(values.get("warmup_steps", 10), settings.read_steps // 10)
     values["steps"] = max(1, round(values["steps"] * settings.steps_scale))
     values["save_every"] = min(values.get("save_every", 50), values["steps"])
     return TrainSettings(out=settings.out / stage, seed=settings.seed, progress=settings.progress, **values)
@@ -162,12 +197,13 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         write_json_atomic(settings.out / "pipeline.json", {"settings": vars(settings), "recipe": vars(recipe)})
         _init_model(recipe, settings)
         _image_corpus(recipe, settings)
+        _read_corpus(settings)
     state.wait_for_everyone()
     model_dir = settings.out / "init"
     data = settings.data or settings.out / "data"
     for stage in STAGES:
         final = settings.out / stage / FINAL
-        if stage in OPTIONAL_STAGES and stage not in recipe.train:
+        if not settings.runs_stage(stage):
             continue
         if _done(final):
             log.info("%s: already done (%s)", stage, final)
@@ -180,7 +216,7 @@ def run_pipeline(settings: PipelineSettings) -> Path:
             train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
         elif stage == "read":
             train_read(_train_settings(recipe, stage, settings),
-                       ReadSettings(init=model_dir, data=data, **recipe.stage["read"]))
+                       ReadSettings(init=model_dir, data=_read_corpus(settings) or data, **recipe.stage.get("read", {})))
         else:
             stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
             train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)
