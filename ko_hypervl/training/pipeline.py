@@ -145,16 +145,21 @@ def _init_model(recipe: Recipe, settings: PipelineSettings) -> Path:
     return target
 
 
+def _render_once(target: Path, **corpus) -> Path:
+    """Render an image corpus into ``target`` unless a complete one is there (a build replaces the folder only
+    when it is complete, so an interrupted one is rendered again)."""
+    from ..imagecorpus import ImageCorpusSettings, build_image_corpus
+
+    if not (target / "dataset_dict.json").is_file():
+        build_image_corpus(ImageCorpusSettings(out=target, overwrite=True, **corpus))
+    return target
+
+
 def _image_corpus(recipe: Recipe, settings: PipelineSettings) -> Path:
     if settings.data is not None:
         return settings.data
-    from ..imagecorpus import ImageCorpusSettings, build_image_corpus
-
-    target = settings.out / "data"
-    if not (target / "dataset_dict.json").is_file():   # build_image_corpus replaces the folder only when complete
-        build_image_corpus(ImageCorpusSettings(out=target, num=settings.images_per_kind or recipe.images_per_kind,
-                                               seed=settings.seed, workers=settings.workers, overwrite=True))
-    return target
+    return _render_once(settings.out / "data", num=settings.images_per_kind or recipe.images_per_kind,
+                        seed=settings.seed, workers=settings.workers)
 
 
 def _read_corpus(settings: PipelineSettings) -> Path | None:
@@ -165,13 +170,8 @@ def _read_corpus(settings: PipelineSettings) -> Path | None:
     """
     if not settings.read_lines:
         return None
-    from ..imagecorpus import ImageCorpusSettings, build_image_corpus
-
-    target = settings.out / "read-data"
-    if not (target / "dataset_dict.json").is_file():
-        build_image_corpus(ImageCorpusSettings(out=target, kind="ocr", num=settings.read_lines, seed=settings.seed,
-                                               workers=settings.workers, overwrite=True))
-    return target
+    return _render_once(settings.out / "read-data", kind="ocr", num=settings.read_lines, seed=settings.seed,
+                        workers=settings.workers)
 
 
 def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
