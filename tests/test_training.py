@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
+from ko_hypervl.imagecorpus.records import load_split
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training import TrainSettings, learning_rate_at
 from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, select_turns
@@ -344,10 +345,14 @@ def test_a_lower_vision_learning_rate_reaches_the_encoders_only(tiny, tmp_path):
 
 # -- end to end ---------------------------------------------------------------------------------------------------
 
+# the smoke recipe, its reading stage on an OCR corpus of its own
+SMOKE_PIPELINE = ["--smoke", "--read-lines", "12", "--no-progress"]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline") / "run"
-    code = main(["train", "pipeline", "--smoke", "--out", str(out), "--no-progress"])
+    code = main(["train", "pipeline", *SMOKE_PIPELINE, "--out", str(out)])
     assert code == 0
     return out
 
@@ -365,6 +370,8 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     lm_log = [json.loads(line) for line in (smoke_run / "lm" / "log.jsonl").read_text().splitlines()]
     assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
     read = summary["stages"][1]
+    assert read["settings"]["ReadSettings"]["data"] == str(smoke_run / "read-data")     # --read-lines' own lines
+    assert set(load_split(smoke_run / "read-data", "train")["kind"]) == {"ocr"}
     assert {"large", "small"} == set(read["reading_cer"]) and 1 <= read["reading_cer"]["large"]["rows"] <= 4
     assert read["reading_classes"] > 20 and 0 <= read["reading_cer"]["large"]["cer"]
     dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
@@ -378,7 +385,6 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     untrained = load_file(str(smoke_run / "init" / "model.safetensors"))
     assert not torch.equal(trained["vrc.head.2.weight"], untrained["vrc.head.2.weight"])
     import ko_hypervl
-    from ko_hypervl.imagecorpus.records import load_split
 
     row = load_split(smoke_run / "data", "test")[0]
     answer = ko_hypervl.load(model_dir).ask(row["image"], "제목은 무엇인가요?", mode="auto", max_new_tokens=3)
@@ -386,7 +392,6 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
 
 
 def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_corpus(tmp_path):
-    from ko_hypervl.imagecorpus.records import load_split
     from ko_hypervl.training.pipeline import PipelineSettings, _read_corpus, _train_settings
 
     plain = PipelineSettings(out=tmp_path / "plain", recipe="tiny")
@@ -409,7 +414,7 @@ def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_cor
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")
-    assert main(["train", "pipeline", "--smoke", "--out", str(smoke_run), "--no-progress"]) == 0
+    assert main(["train", "pipeline", *SMOKE_PIPELINE, "--out", str(smoke_run)]) == 0
     assert sum("already done" in r.getMessage() for r in caplog.records) == 6
     assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
 
