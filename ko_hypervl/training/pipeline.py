@@ -123,7 +123,7 @@ class PipelineSettings:
             raise ValueError("--steps-scale must be positive")
         if self.read_steps < 0 or self.read_lines < 0:
             raise ValueError("--read-steps and --read-lines cannot be negative")
-        if self.read_lines and not (self.read_steps or "read" in RECIPES[self.recipe].train):
+        if self.read_lines and not self.runs_stage("read"):
             raise ValueError(f"--read-lines renders lines for the reading stage, which recipe {self.recipe!r} "
                              "does not run: add --read-steps")
 
