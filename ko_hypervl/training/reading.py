@@ -215,18 +215,19 @@ class ReadStage(Stage):
             patches = (config.image_size // config.patch_size) ** 2
             # about 34 · hidden bytes per token per layer (as for the LM), per tile of the micro-batch
             activations += micro_batch_size * largest * patches * 34 * config.hidden_size * config.num_hidden_layers
+            # the head's float32 logits, log-probabilities and both gradients: positions × classes per patch
+            activations += micro_batch_size * largest * patches * self.settings.positions_per_patch * len(self.vocab) * 16
         return weights * 4 + activations
 
 
 @torch.no_grad()
-def reading_cer(reader: ReadingModel, processor, dataset, vocab: ReadingVocab, limit: int, branch: str,
-                progress: bool = False) -> dict:
-    """Character error rate of the head's greedy reading on up to ``limit`` held-out transcriptions."""
+def reading_cer(reader: ReadingModel, processor, dataset, rows: list[tuple[int, str]], vocab: ReadingVocab,
+                branch: str, progress: bool = False) -> dict:
+    """Character error rate of the head's greedy reading of held-out ``rows`` ((row index, transcription))."""
     from tqdm.auto import tqdm
 
     was_training = reader.training
     reader.eval()
-    rows = transcriptions(dataset)[:limit]
     errors, example = [], None
     device = next(reader.parameters()).device
     for row_index, text in tqdm(rows, desc=f"read CER ({branch})", disable=not progress):

@@ -19,7 +19,7 @@ from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
-from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer
+from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer, transcriptions
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
@@ -91,9 +91,9 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
     result = loop.train(stage, reader, train)
     scores = {}
     if held_out is not None:
+        held_rows = transcriptions(held_out)[:settings.eval_rows]
         for branch in stage.branches:
-            scores[branch] = reading_cer(reader, processor, held_out, stage.vocab, settings.eval_rows, branch,
-                                         train.progress)
+            scores[branch] = reading_cer(reader, processor, held_out, held_rows, stage.vocab, branch, train.progress)
             log.info("read: %s branch, CER %s on %d %s lines; e.g. %s", branch, scores[branch]["cer"],
                      scores[branch]["rows"], settings.eval_split, scores[branch]["example"])
     return _finish(result, model, processor, train.out, [train, settings], settings.init,
