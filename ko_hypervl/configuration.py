@@ -21,7 +21,11 @@ DEFAULT_VRC_SCALES = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
 
 
 class KoViTConfig(PreTrainedConfig):
-    """The built-in ViT: pre-norm transformer over non-overlapping patches, no class token."""
+    """The built-in ViT: pre-norm transformer over non-overlapping patches, no class token.
+
+    ``stem_channels`` (e.g. ``[16, 32]``) replaces the single patch projection with a small convolutional
+    stem of those widths (``KoViTConvStem``); empty or None keeps the plain projection.
+    """
 
     model_type = "ko_vit"
     base_config_key = "vision_config"
@@ -35,6 +39,7 @@ class KoViTConfig(PreTrainedConfig):
     patch_size: int = 14
     layer_norm_eps: float = 1e-6
     initializer_range: float = 0.02
+    stem_channels: list | None = None
 
 
 AutoConfig.register(KoViTConfig.model_type, KoViTConfig, exist_ok=True)

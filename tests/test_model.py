@@ -59,7 +59,7 @@ def parts(tmp_path_factory):
     return root
 
 
-COMBOS = ["builtin", "siglip+qwen2", "siglip+llama", "siglip+qwen3"]
+COMBOS = ["builtin", "builtin+stem", "siglip+qwen2", "siglip+llama", "siglip+qwen3"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,9 @@ def built(parts):
     models_ = {}
     for combo in COMBOS:
         settings = dict(TINY)
-        if combo != "builtin":
+        if combo == "builtin+stem":
+            settings.update(vit_stem_channels=(8, 16), small_vit_stem_channels=(8,))
+        elif combo != "builtin":
             settings.update(large_vision=str(parts / "siglip-large"), small_vision=str(parts / "siglip-small"),
                             language=str(parts / combo.split("+")[1]))
         model, processor = build_model(ModelBuildSettings(**settings))
@@ -175,6 +177,28 @@ def test_chunked_tile_encoding_equals_encoding_all_at_once(built):
         everything = model.get_image_features(pixels)
         model.config.vision_chunk_size = 4
     torch.testing.assert_close(one, everything, atol=1e-5, rtol=1e-5)
+
+
+def test_the_convolutional_stem_keeps_the_patch_grid_starts_at_he_scale_and_needs_an_even_patch(built):
+    model, _ = built["builtin+stem"]
+    stem = model.vision_model.patch_embedding
+    assert [m.out_channels for m in stem if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32]
+    assert stem[0].stride == (2, 2) and stem[-1].kernel_size == stem[-1].stride == (7, 7)
+    plain, _ = built["builtin"]
+    tiles = torch.rand(3, 3, 56, 56)
+    with torch.no_grad():
+        assert model.vision_model(pixel_values=tiles).last_hidden_state.shape == \
+            plain.vision_model(pixel_values=tiles).last_hidden_state.shape == (3, 16, 32)
+        # He initialisation: the stem hands the transformer features of about unit scale, where the ViT's
+        # std of 0.02 would have shrunk them a hundredfold over three convolutions
+        features = stem(torch.randn(8, 3, 56, 56))
+    assert 0.3 < float(features.std()) < 3
+    assert float(stem[0].weight.detach().std()) == pytest.approx((2 / 27) ** 0.5, rel=0.3)
+    assert model.config.vision_config.stem_channels == [8, 16] and plain.config.vision_config.stem_channels is None
+    with pytest.raises(ValueError, match="even patch_size"):
+        build_model(ModelBuildSettings(**(TINY | dict(tile_size=63, patch_size=21, vit_stem_channels=(8,)))))
+    with pytest.raises(ValueError, match="positive widths"):
+        build_model(ModelBuildSettings(**(TINY | dict(vit_stem_channels=(8, 0)))))
 
 
 def test_pixel_shuffle_folds_square_blocks():

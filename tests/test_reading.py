@@ -13,7 +13,9 @@ from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training.pipeline import RECIPES
-from ko_hypervl.training.reading import ReadingModel, ReadingVocab, ReadSettings, compose, patch_sequence, reading_units
+from ko_hypervl.training.reading import (
+    ReadingModel, ReadingVocab, ReadSettings, blank_logit, compose, patch_sequence, reading_units,
+)
 
 HARD = ["값이 3,400원\n늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하 ㅋㅋ", "Ｈello 12.5%!"]
 
@@ -79,6 +81,27 @@ def test_each_patch_emits_its_positions_next_to_each_other():
     assert log_probs.argmax(-1).tolist() == [1, 2, 3] * (2 * 3 * side * side)
     with pytest.raises(ValueError, match="positions-per-patch"):
         ReadSettings(init=Path("i"), data=Path("d"), positions_per_patch=0)
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.5, 0.95, 0.99])
+def test_a_new_head_starts_every_position_at_the_blank_prior(prior):
+    classes, positions = 40, 4
+    logits = torch.zeros(classes)
+    logits[0] = blank_logit(prior, classes) if prior else 0.0
+    assert float(logits.softmax(-1)[0]) == pytest.approx(prior or 1 / classes, rel=1e-6)
+    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    reader = ReadingModel(model, ("large", "small"), classes, seed=0, positions_per_patch=positions, blank_prior=prior)
+    side = model.config.vision_config.image_size
+    tiles = torch.rand(2 * 2 + 1, 3, side, side)
+    for branch in ("large", "small"):
+        (log_probs,) = reader(tiles, torch.tensor([[2, 2]]), branch)
+        blank = log_probs.exp()[:, 0]
+        # on average at the prior, and every position near it: the head's weights are small
+        assert float(blank.mean()) == pytest.approx(prior or 1 / classes, abs=0.02)
+        assert float((blank - (prior or 1 / classes)).abs().max()) < 0.1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="blank-prior"):
+            ReadSettings(init=Path("i"), data=Path("d"), blank_prior=bad)
 
 
 def _lines_dataset(folder: Path) -> Path:

@@ -345,8 +345,10 @@ def test_a_lower_vision_learning_rate_reaches_the_encoders_only(tiny, tmp_path):
 
 # -- end to end ---------------------------------------------------------------------------------------------------
 
-# the smoke recipe, its reading stage on an OCR corpus of its own
-SMOKE_PIPELINE = ["--smoke", "--read-lines", "12", "--no-progress"]
+# the smoke recipe, its reading stage on an OCR corpus of its own with a blank prior, both encoders with a
+# convolutional stem
+SMOKE_PIPELINE = ["--smoke", "--read-lines", "12", "--read-blank-prior", "0.9", "--vit-stem-channels", "8",
+                  "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +364,8 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     summary = json.loads((model_dir / "training_summary.json").read_text(encoding="utf-8"))
     assert [s["stage"] for s in summary["stages"]] == ["lm", "read", "align", "sft", "dcl", "vrc"]
     assert summary["recipe"] == "smoke" and summary["recipe_description"] == RECIPES["smoke"].description
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    assert config["vision_config"]["stem_channels"] == config["small_vision_config"]["stem_channels"] == [8]
     for stage in summary["stages"][:5]:
         assert stage["samples_per_second"] > 0 and stage["tokens_per_second"] > 0
         log = [json.loads(line) for line in (smoke_run / stage["stage"] / "log.jsonl").read_text().splitlines()]
@@ -371,6 +375,7 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
     read = summary["stages"][1]
     assert read["settings"]["ReadSettings"]["data"] == str(smoke_run / "read-data")     # --read-lines' own lines
+    assert read["settings"]["ReadSettings"]["blank_prior"] == 0.9
     assert set(load_split(smoke_run / "read-data", "train")["kind"]) == {"ocr"}
     assert {"large", "small"} == set(read["reading_cer"]) and 1 <= read["reading_cer"]["large"]["rows"] <= 4
     assert read["reading_classes"] > 20 and 0 <= read["reading_cer"]["large"]["cer"]
@@ -417,6 +422,14 @@ def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     assert main(["train", "pipeline", *SMOKE_PIPELINE, "--out", str(smoke_run)]) == 0
     assert sum("already done" in r.getMessage() for r in caplog.records) == 6
     assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_resuming_a_pipeline_with_other_model_settings_is_refused(smoke_run, capsys):
+    before = (smoke_run / "pipeline.json").read_bytes()
+    plain = [flag for flag in SMOKE_PIPELINE if flag not in ("--vit-stem-channels", "8")]
+    assert main(["train", "pipeline", *plain, "--out", str(smoke_run)]) == 1
+    assert "other model settings (small_vit_stem_channels, vit_stem_channels)" in capsys.readouterr().err
+    assert (smoke_run / "pipeline.json").read_bytes() == before      # the run's record is kept as it was
 
 
 def test_lora_fine_tunes_on_user_data_and_writes_adapter_and_merged_model(tiny, tmp_path, chart_image):

@@ -38,6 +38,10 @@ class ModelBuildSettings:
     vit_layers: int = setting(6, help="built-in large ViT depth")
     small_vit_hidden_size: int = setting(96, help="built-in small ViT width")
     small_vit_layers: int = setting(2, help="built-in small ViT depth")
+    vit_stem_channels: tuple[int, ...] = setting((), help="built-in large ViT: widths of a convolutional stem "
+                                                 "in place of the patch projection (e.g. 16 32; none: plain)")
+    small_vit_stem_channels: tuple[int, ...] = setting((), help="built-in small ViT: widths of a convolutional "
+                                                       "stem (none: plain patch projection)")
     pixel_shuffle_factor: int = setting(2, help="large branch: patches folded per side into one visual token")
     small_pixel_shuffle_factor: int = setting(4, help="small branch: patches folded per side into one visual token")
     small_image_scale: float = setting(1.0, help="small branch: share of the large branch's resolution it encodes "
@@ -55,9 +59,11 @@ class ModelBuildSettings:
 
 def builtin_vit_config(settings: ModelBuildSettings, small: bool) -> KoViTConfig:
     hidden = settings.small_vit_hidden_size if small else settings.vit_hidden_size
+    stem = settings.small_vit_stem_channels if small else settings.vit_stem_channels
     return KoViTConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_attention_heads=max(1, hidden // 64),
                        num_hidden_layers=settings.small_vit_layers if small else settings.vit_layers,
-                       image_size=settings.tile_size, patch_size=settings.patch_size)
+                       image_size=settings.tile_size, patch_size=settings.patch_size,
+                       stem_channels=list(stem) or None)
 
 
 def builtin_lm_config(settings: ModelBuildSettings, tokenizer) -> LlamaConfig:

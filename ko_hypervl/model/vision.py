@@ -34,6 +34,33 @@ class KoViTBlock(nn.Module):
         return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
 
 
+class KoViTConvStem(nn.Sequential):
+    """Early convolutions in place of the patch projection (Xiao et al., 2021, "Early Convolutions Help
+    Transformers See Better"): a 3×3 convolution of stride 2, then 3×3 convolutions of stride 1, each
+    followed by GELU, then a convolution of kernel and stride patch_size / 2 onto the hidden width.
+
+    Why: a single linear map of a 14×14 patch must tell pen strokes apart with no notion of a local edge,
+    and from scratch on a few thousand lines it learns slowly (docs/ablations/reading_pretraining.md).
+    The output grid is the same as the plain projection's, so nothing after the stem changes.
+    """
+
+    def __init__(self, num_channels: int, channels: list[int], hidden_size: int, patch_size: int):
+        if patch_size % 2:
+            raise ValueError(f"a convolutional stem needs an even patch_size (it halves the image first), "
+                             f"got {patch_size}")
+        if not channels or any(int(c) <= 0 for c in channels):
+            raise ValueError(f"stem_channels must be positive widths, got {channels}")
+        layers, previous = [], num_channels
+        for i, width in enumerate(int(c) for c in channels):
+            layers += [nn.Conv2d(previous, width, 3, stride=2 if i == 0 else 1, padding=1), nn.GELU()]
+            previous = width
+        layers.append(nn.Conv2d(previous, hidden_size, patch_size // 2, stride=patch_size // 2))
+        super().__init__(*layers)
+        convs = [m for m in self if isinstance(m, nn.Conv2d)]
+        for conv in convs:     # read by KoViTModel._init_weights, whatever order transformers visits modules in
+            conv.he_gain = "linear" if conv is convs[-1] else "relu"
+
+
 class KoViTModel(PreTrainedModel):
     """A plain pre-norm ViT sized for CPU; ``last_hidden_state`` is (tiles, patches, hidden)."""
 
@@ -46,7 +73,12 @@ class KoViTModel(PreTrainedModel):
         super().__init__(config)
         if config.image_size % config.patch_size:
             raise ValueError(f"image_size {config.image_size} is not a multiple of patch_size {config.patch_size}")
-        self.patch_embedding = nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size, config.patch_size)
+        if config.stem_channels:
+            self.patch_embedding = KoViTConvStem(config.num_channels, list(config.stem_channels),
+                                                 config.hidden_size, config.patch_size)
+        else:
+            self.patch_embedding = nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size,
+                                             config.patch_size)
         num_patches = (config.image_size // config.patch_size) ** 2
         self.position_embedding = nn.Parameter(torch.zeros(1, num_patches, config.hidden_size))
         self.blocks = nn.ModuleList(KoViTBlock(config) for _ in range(config.num_hidden_layers))
@@ -55,7 +87,11 @@ class KoViTModel(PreTrainedModel):
 
     def _init_weights(self, module):
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, nn.Conv2d) and hasattr(module, "he_gain"):
+            # a stem convolution: the ViT's std of 0.02 would shrink the signal at each of them
+            nn.init.kaiming_normal_(module.weight, nonlinearity=module.he_gain)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
             nn.init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -69,7 +105,8 @@ class KoViTModel(PreTrainedModel):
         side = self.config.image_size
         if pixel_values.shape[-2:] != (side, side):
             raise ValueError(f"KoViT expects {side}×{side} tiles, got {tuple(pixel_values.shape[-2:])}")
-        x = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        dtype = self.position_embedding.dtype
+        x = self.patch_embedding(pixel_values.to(dtype)).flatten(2).transpose(1, 2)
         x = x + self.position_embedding
         for block in self.blocks:
             x = block(x)

@@ -108,6 +108,11 @@ class PipelineSettings:
                                       "(0: only when the recipe has it, for its steps)")
     read_lines: int = setting(0, help="render this many OCR line images for the reading stage alone "
                                       "(0: it reads the main corpus's lines)")
+    read_blank_prior: float = setting(0.0, help="the reading stage's --blank-prior (its CTC head's starting "
+                                                "P(blank); 0: uniform)")
+    vit_stem_channels: tuple[int, ...] = setting((), help="give both built-in encoders a convolutional stem of "
+                                                           "these widths (e.g. 16 32; none: the recipe's patch "
+                                                           "projection)")
     workers: int = setting(2, help="rendering processes")
     seed: int = setting(0, help="seed of the data, the weights and the data order")
     evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
@@ -136,10 +141,31 @@ def _done(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
+def model_settings(recipe: Recipe, settings: PipelineSettings) -> dict:
+    """The ``ModelBuildSettings`` fields of the run: the recipe's sizes, the seed and the stem, if any."""
+    values = {**recipe.model, "seed": settings.seed}
+    if settings.vit_stem_channels:
+        values.update(vit_stem_channels=tuple(settings.vit_stem_channels),
+                      small_vit_stem_channels=tuple(settings.vit_stem_channels))
+    return values
+
+
+def _check_same_model(path: Path, model: dict) -> None:
+    """A resumed run must build the model it started with: its stages' checkpoints hold that model."""
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text(encoding="utf-8")).get("model")
+    now = json.loads(json.dumps(model))      # as pipeline.json holds it (tuples are lists there)
+    if before is not None and before != now:
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise ValueError(f"{path.parent} was started with other model settings ({', '.join(changed)}); "
+                         "rerun it with the same flags, or start a new --out")
+
+
 def _init_model(recipe: Recipe, settings: PipelineSettings) -> Path:
     target = settings.out / "init"
     if not _done(target):
-        model, processor = build_model(ModelBuildSettings(**{**recipe.model, "seed": settings.seed}))
+        model, processor = build_model(ModelBuildSettings(**model_settings(recipe, settings)))
         with staged_directory(target) as partial:
             save_checkpoint(model, processor, partial)
     return target
@@ -194,7 +220,10 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     started = time.perf_counter()
     if state.is_main_process:
         settings.out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(settings.out / "pipeline.json", {"settings": vars(settings), "recipe": vars(recipe)})
+        model = model_settings(recipe, settings)
+        _check_same_model(settings.out / "pipeline.json", model)
+        write_json_atomic(settings.out / "pipeline.json",
+                          {"settings": vars(settings), "recipe": vars(recipe), "model": model})
         _init_model(recipe, settings)
         _image_corpus(recipe, settings)
         _read_corpus(settings)
@@ -215,8 +244,9 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         elif stage == "lm":
             train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
         elif stage == "read":
+            read = {**recipe.stage.get("read", {}), "blank_prior": settings.read_blank_prior}
             train_read(_train_settings(recipe, stage, settings),
-                       ReadSettings(init=model_dir, data=_read_corpus(settings) or data, **recipe.stage.get("read", {})))
+                       ReadSettings(init=model_dir, data=_read_corpus(settings) or data, **read))
         else:
             stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
             train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)

@@ -87,7 +87,8 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
         raise ValueError(f"{settings.data} ({settings.split}) has no rows with a transcription turn to read")
     # the held-out split is loaded first, so a missing one stops the run before training, not after it
     held_out = load_split(settings.data, settings.eval_split, settings.kinds or None) if settings.eval_rows else None
-    reader = ReadingModel(model, stage.branches, len(stage.vocab), train.seed, settings.positions_per_patch)
+    reader = ReadingModel(model, stage.branches, len(stage.vocab), train.seed, settings.positions_per_patch,
+                          settings.blank_prior)
     result = loop.train(stage, reader, train)
     scores = {}
     if held_out is not None:
