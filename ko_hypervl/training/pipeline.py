@@ -162,10 +162,10 @@ def _check_same_model(path: Path, model: dict) -> None:
                          "rerun it with the same flags, or start a new --out")
 
 
-def _init_model(recipe: Recipe, settings: PipelineSettings) -> Path:
-    target = settings.out / "init"
+def _init_model(out: Path, model_build: dict) -> Path:
+    target = out / "init"
     if not _done(target):
-        model, processor = build_model(ModelBuildSettings(**model_settings(recipe, settings)))
+        model, processor = build_model(ModelBuildSettings(**model_build))
         with staged_directory(target) as partial:
             save_checkpoint(model, processor, partial)
     return target
@@ -224,7 +224,7 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         _check_same_model(settings.out / "pipeline.json", model)
         write_json_atomic(settings.out / "pipeline.json",
                           {"settings": vars(settings), "recipe": vars(recipe), "model": model})
-        _init_model(recipe, settings)
+        _init_model(settings.out, model)
         _image_corpus(recipe, settings)
         _read_corpus(settings)
     state.wait_for_everyone()
