@@ -414,6 +414,11 @@ def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_cor
     assert rows == 12 and set(load_split(corpus, "train")["kind"]) == {"ocr"}
     with pytest.raises(ValueError, match="add --read-steps"):
         PipelineSettings(out=tmp_path, recipe="tiny", read_lines=100)
+    with pytest.raises(ValueError, match="--read-blank-prior is for the reading stage"):
+        PipelineSettings(out=tmp_path, recipe="tiny", read_blank_prior=0.95)
+    for bad in (-0.5, 1.0):     # refused before any stage runs, not when the reading stage starts
+        with pytest.raises(ValueError, match=r"--read-blank-prior must be in \[0, 1\)"):
+            PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, read_blank_prior=bad)
 
 
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):

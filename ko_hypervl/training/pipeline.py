@@ -18,7 +18,7 @@ from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
 from .checkpointing import write_json_atomic
-from .reading import ReadSettings
+from .reading import ReadSettings, check_blank_prior
 from .run import FINAL, hardware, stage_history, train_lm, train_read, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
@@ -128,9 +128,12 @@ class PipelineSettings:
             raise ValueError("--steps-scale must be positive")
         if self.read_steps < 0 or self.read_lines < 0:
             raise ValueError("--read-steps and --read-lines cannot be negative")
-        if self.read_lines and not self.runs_stage("read"):
-            raise ValueError(f"--read-lines renders lines for the reading stage, which recipe {self.recipe!r} "
-                             "does not run: add --read-steps")
+        # checked here, not when the reading stage starts hours later, after the lm stage
+        check_blank_prior(self.read_blank_prior, "--read-blank-prior")
+        for flag, value in (("--read-lines", self.read_lines), ("--read-blank-prior", self.read_blank_prior)):
+            if value and not self.runs_stage("read"):
+                raise ValueError(f"{flag} is for the reading stage, which recipe {self.recipe!r} does not run: "
+                                 "add --read-steps")
 
     def runs_stage(self, stage: str) -> bool:
         recipe = RECIPES[self.recipe]

@@ -105,8 +105,7 @@ class ReadSettings:
         branch_names(self.branches)
         if self.positions_per_patch < 1:
             raise ValueError("--positions-per-patch must be at least 1")
-        if not 0 <= self.blank_prior < 1:
-            raise ValueError(f"--blank-prior must be in [0, 1), got {self.blank_prior}")
+        check_blank_prior(self.blank_prior)
         if self.eval_rows < 0:
             raise ValueError("--eval-rows cannot be negative")
 
@@ -122,6 +121,11 @@ def transcriptions(dataset) -> list[tuple[int, str]]:
                 rows.append((index, answer))
                 break
     return rows
+
+
+def check_blank_prior(prior: float, flag: str = "--blank-prior") -> None:
+    if not 0 <= prior < 1:
+        raise ValueError(f"{flag} must be in [0, 1), got {prior}")
 
 
 def blank_logit(prior: float, num_classes: int) -> float:
