@@ -23,7 +23,7 @@ DEFAULT_VRC_SCALES = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
 class KoViTConfig(PreTrainedConfig):
     """The built-in ViT: pre-norm transformer over non-overlapping patches, no class token.
 
-    ``stem_channels`` (e.g. ``[16, 32]``) replaces the single patch projection with a small convolutional
+    ``stem_channels`` (e.g. ``[32, 64, 128, 128]``) replaces the single patch projection with a small convolutional
     stem of those widths (``KoViTConvStem``); empty or None keeps the plain projection.
     """
 

@@ -179,11 +179,15 @@ def test_chunked_tile_encoding_equals_encoding_all_at_once(built):
     torch.testing.assert_close(one, everything, atol=1e-5, rtol=1e-5)
 
 
-def test_the_convolutional_stem_keeps_the_patch_grid_starts_at_he_scale_and_needs_an_even_patch(built):
+def test_the_convolutional_stem_keeps_the_patch_grid_and_starts_at_he_scale(built):
     model, _ = built["builtin+stem"]
     stem = model.vision_model.patch_embedding
-    assert [m.out_channels for m in stem if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32]
-    assert stem[0].stride == (2, 2) and stem[-1].kernel_size == stem[-1].stride == (7, 7)
+    convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [8, 16, 32]
+    # 14-px patches: one 2×2 pool after the first width (7 is odd), then the 7×7 projection
+    assert [type(m).__name__ for m in stem] == ["Conv2d", "GroupNorm", "GELU", "MaxPool2d",
+                                                "Conv2d", "GroupNorm", "GELU", "Conv2d"]
+    assert convs[0].stride == convs[1].stride == (1, 1) and convs[-1].kernel_size == convs[-1].stride == (7, 7)
     plain, _ = built["builtin"]
     tiles = torch.rand(3, 3, 56, 56)
     with torch.no_grad():
@@ -193,12 +197,22 @@ def test_the_convolutional_stem_keeps_the_patch_grid_starts_at_he_scale_and_need
         # std of 0.02 would have shrunk them a hundredfold over three convolutions
         features = stem(torch.randn(8, 3, 56, 56))
     assert 0.3 < float(features.std()) < 3
-    assert float(stem[0].weight.detach().std()) == pytest.approx((2 / 27) ** 0.5, rel=0.3)
+    assert float(convs[0].weight.detach().std()) == pytest.approx((2 / 27) ** 0.5, rel=0.3)
     assert model.config.vision_config.stem_channels == [8, 16] and plain.config.vision_config.stem_channels is None
-    with pytest.raises(ValueError, match="even patch_size"):
-        build_model(ModelBuildSettings(**(TINY | dict(tile_size=63, patch_size=21, vit_stem_channels=(8,)))))
     with pytest.raises(ValueError, match="positive widths"):
         build_model(ModelBuildSettings(**(TINY | dict(vit_stem_channels=(8, 0)))))
+
+
+@pytest.mark.parametrize("patch, widths, pools, projection", [(16, (4, 4, 4, 4), 4, 1), (16, (4, 4), 2, 4),
+                                                              (21, (4, 4), 0, 21), (12, (4, 4, 4), 2, 3)])
+def test_the_stem_pools_while_it_can_and_projects_the_rest_of_the_patch(patch, widths, pools, projection):
+    from ko_hypervl.model.vision import KoViTConvStem
+
+    stem = KoViTConvStem(3, list(widths), 24, patch)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in stem) == pools
+    assert stem[-1].kernel_size == stem[-1].stride == (projection, projection)
+    with torch.no_grad():
+        assert stem(torch.rand(2, 3, 3 * patch, 2 * patch)).shape == (2, 24, 3, 2)      # one vector per patch
 
 
 def test_pixel_shuffle_folds_square_blocks():

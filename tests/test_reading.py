@@ -14,7 +14,7 @@ from ko_hypervl.cli import main
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.reading import (
-    ReadingModel, ReadingVocab, ReadSettings, blank_logit, compose, patch_sequence, reading_units,
+    ReadingModel, ReadingVocab, ReadSettings, blank_logit, compose, patch_sequence, reading_units, transcriptions,
 )
 
 HARD = ["값이 3,400원\n늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하 ㅋㅋ", "Ｈello 12.5%!"]
@@ -58,8 +58,39 @@ def test_tiles_are_stitched_back_and_read_row_by_row():
     sequence = patch_sequence(tiles, rows, cols)
     expected = [[r, c] for r in range(grid_rows) for c in range(grid_cols)]
     assert sequence.tolist() == expected
+    assert patch_sequence(tiles, rows, cols, "rows").tolist() == expected
     with pytest.raises(ValueError, match="class token"):
         patch_sequence(torch.zeros(6, 5, 2), rows, cols)          # 5 patches: 4 + a class token
+    with pytest.raises(ValueError, match="order must be one of rows, columns, got 'diagonal'"):
+        patch_sequence(tiles, rows, cols, "diagonal")
+
+
+def test_a_line_is_read_column_by_column_each_pooled_over_the_height():
+    rows, cols, side = 2, 3, 2
+    grid = torch.randn(rows * side, cols * side, 5)                   # the image's patch grid
+    tiles = grid.view(rows, side, cols, side, 5).permute(0, 2, 1, 3, 4).reshape(rows * cols, side * side, 5)
+    sequence = patch_sequence(tiles, rows, cols, "columns")
+    assert sequence.shape == (cols * side, 5)                           # one per column, left to right
+    for c in range(cols * side):
+        assert torch.equal(sequence[c], grid[:, c].max(0).values)
+    # a mark in one patch shows in its column only, wherever it is in the height
+    marked = torch.zeros(rows * side, cols * side, 1)
+    marked[3, 4] = 1.0
+    tiles = marked.view(rows, side, cols, side, 1).permute(0, 2, 1, 3, 4).reshape(rows * cols, side * side, 1)
+    assert patch_sequence(tiles, rows, cols, "columns")[:, 0].tolist() == [0, 0, 0, 0, 1, 0]
+
+
+def test_reading_by_columns_keeps_single_line_transcriptions_only(tmp_path):
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(_lines_dataset(tmp_path, ["가나", "다라\n나가", "라다 가", "가\n"])))["train"]
+    assert [text for _, text in transcriptions(dataset)] == ["가나", "다라\n나가", "라다 가", "가\n"]
+    assert transcriptions(dataset, single_line=True) == [(0, "가나"), (2, "라다 가"), (3, "가\n")]
+    with pytest.raises(ValueError, match="--order must be one of rows, columns"):
+        ReadSettings(init=Path("i"), data=Path("d"), order="diagonal")
+    model, _ = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    with pytest.raises(ValueError, match="order must be one of"):
+        ReadingModel(model, ("large",), 5, seed=0, order="diagonal")
 
 
 def test_each_patch_emits_its_positions_next_to_each_other():
@@ -104,7 +135,7 @@ def test_a_new_head_starts_every_position_at_the_blank_prior(prior):
             ReadSettings(init=Path("i"), data=Path("d"), blank_prior=bad)
 
 
-def _lines_dataset(folder: Path) -> Path:
+def _lines_dataset(folder: Path, texts=("가나", "다라", "나가", "라다")) -> Path:
     """A few short printed lines, each with its transcription turn (train and validation are the same lines)."""
     from datasets import Dataset, DatasetDict
     from PIL import Image, ImageDraw, ImageFont
@@ -113,7 +144,7 @@ def _lines_dataset(folder: Path) -> Path:
 
     font = ImageFont.truetype(str(fonts_dir() / "NanumGothic.ttf"), 30)
     rows = []
-    for i, text in enumerate(["가나", "다라", "나가", "라다"]):
+    for i, text in enumerate(texts):
         image = Image.new("RGB", (112, 56), "white")
         ImageDraw.Draw(image).text((8, 10), text, fill="black", font=font)
         messages = [{"role": "user", "content": [{"type": "image", "text": None},
@@ -125,14 +156,16 @@ def _lines_dataset(folder: Path) -> Path:
     return folder / "lines"
 
 
-def test_the_encoders_learn_to_read_their_lines(tmp_path):
+@pytest.mark.parametrize("order", ["rows", "columns"])
+def test_the_encoders_learn_to_read_their_lines(tmp_path, order):
     model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
     init = save_checkpoint(model, processor, tmp_path / "init")
     out = tmp_path / "read"
     assert main(["train", "read", "--init", str(init), "--data", str(_lines_dataset(tmp_path)), "--out", str(out),
                  "--steps", "400", "--batch-size", "4", "--micro-batch-size", "4", "--learning-rate", "3e-3",
-                 "--warmup-steps", "10", "--save-every", "400", "--no-progress"]) == 0
+                 "--warmup-steps", "10", "--save-every", "400", "--order", order, "--no-progress"]) == 0
     summary = json.loads((out / "final" / "training_summary.json").read_text(encoding="utf-8"))
+    assert summary["stages"][-1]["settings"]["ReadSettings"]["order"] == order
     scores = summary["stages"][-1]["reading_cer"]
     # every line read right by both branches; a head on frozen random encoders misreads some (0.125 / 0.625)
     assert scores["large"]["cer"] < 0.1 and scores["small"]["cer"] < 0.1, scores

@@ -162,8 +162,10 @@ def test_compare_draws_runs_and_prints_their_first_and_last_means(tmp_path, caps
     assert main(["train", "compare", str(tmp_path / "a"), "--labels", "x", "y"]) == 1
     assert main(["train", "compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 1
     assert main(["train", "compare", str(tmp_path / "a"), "--metric", "loss_kl"]) == 1
+    assert main(["train", "compare", str(tmp_path / "a"), "--ymax", "2", "--out", str(tmp_path / "low.png")]) == 1
     errors = capsys.readouterr().err
     assert "--labels names 2 runs, but 1" in errors and "no training log at" in errors and "no 'loss_kl'" in errors
+    assert "--ymax 2 is not above the lowest loss on the chart (3.5)" in errors and not (tmp_path / "low.png").exists()
 
 
 # -- answer-only labels -----------------------------------------------------------------------------------------
@@ -397,7 +399,7 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
 
 
 def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_corpus(tmp_path):
-    from ko_hypervl.training.pipeline import PipelineSettings, _read_corpus, _train_settings
+    from ko_hypervl.training.pipeline import PipelineSettings, _read_corpus, _read_settings, _train_settings
 
     plain = PipelineSettings(out=tmp_path / "plain", recipe="tiny")
     assert not plain.runs_stage("read") and plain.runs_stage("align") and _read_corpus(plain) is None
@@ -416,6 +418,15 @@ def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_cor
         PipelineSettings(out=tmp_path, recipe="tiny", read_lines=100)
     with pytest.raises(ValueError, match="--read-blank-prior is for the reading stage"):
         PipelineSettings(out=tmp_path, recipe="tiny", read_blank_prior=0.95)
+    with pytest.raises(ValueError, match="--read-order is for the reading stage"):
+        PipelineSettings(out=tmp_path, recipe="tiny", read_order="columns")
+    with pytest.raises(ValueError, match="--read-order must be one of rows, columns"):
+        PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, read_order="diagonal")
+    by_columns = PipelineSettings(out=tmp_path / "read", recipe="tiny", read_steps=2000, read_lines=12,
+                                  read_order="columns", read_blank_prior=0.95)
+    read = _read_settings(RECIPES["tiny"], by_columns, tmp_path / "lm", tmp_path / "data")
+    assert (read.order, read.blank_prior, read.init, read.data) == ("columns", 0.95, tmp_path / "lm", corpus)
+    assert _read_settings(RECIPES["tiny"], plain, tmp_path / "lm", tmp_path / "data").order == "rows"
     for bad in (-0.5, 1.0):     # refused before any stage runs, not when the reading stage starts
         with pytest.raises(ValueError, match=r"--read-blank-prior must be in \[0, 1\)"):
             PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, read_blank_prior=bad)
@@ -427,6 +438,23 @@ def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     assert main(["train", "pipeline", *SMOKE_PIPELINE, "--out", str(smoke_run)]) == 0
     assert sum("already done" in r.getMessage() for r in caplog.records) == 6
     assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_the_pipeline_can_set_the_encoders_tile_patch_and_stem(tmp_path):
+    from ko_hypervl.training.pipeline import PipelineSettings, model_settings
+
+    recipe = RECIPES["tiny"]
+    assert model_settings(recipe, PipelineSettings(out=tmp_path)) == {**recipe.model, "seed": 0}
+    cnn_like = PipelineSettings(out=tmp_path, tile_size=128, patch_size=16, vit_stem_channels=(32, 64, 128, 128))
+    values = model_settings(recipe, cnn_like)
+    assert (values["tile_size"], values["patch_size"]) == (128, 16)
+    assert values["vit_stem_channels"] == values["small_vit_stem_channels"] == (32, 64, 128, 128)
+    assert {k: v for k, v in values.items() if "tile" not in k and "patch" not in k and "stem" not in k} == \
+        {k: v for k, v in recipe.model.items() if "tile" not in k and "patch" not in k and "stem" not in k} | {"seed": 0}
+    with pytest.raises(ValueError, match="tile side 112 is not a multiple of the patch side 15"):
+        PipelineSettings(out=tmp_path, patch_size=15)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        PipelineSettings(out=tmp_path, tile_size=-112)
 
 
 def test_resuming_a_pipeline_with_other_model_settings_is_refused(smoke_run, capsys):

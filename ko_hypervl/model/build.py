@@ -39,7 +39,8 @@ class ModelBuildSettings:
     small_vit_hidden_size: int = setting(96, help="built-in small ViT width")
     small_vit_layers: int = setting(2, help="built-in small ViT depth")
     vit_stem_channels: tuple[int, ...] = setting((), help="built-in large ViT: widths of a convolutional stem "
-                                                 "in place of the patch projection (e.g. 16 32; none: plain)")
+                                                 "in place of the patch projection (e.g. 32 64 128 128 with "
+                                                 "16-px patches; none: plain)")
     small_vit_stem_channels: tuple[int, ...] = setting((), help="built-in small ViT: widths of a convolutional "
                                                        "stem (none: plain patch projection)")
     pixel_shuffle_factor: int = setting(2, help="large branch: patches folded per side into one visual token")

@@ -7,6 +7,8 @@ runs tiles through it in bounded chunks.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -35,9 +37,11 @@ class KoViTBlock(nn.Module):
 
 
 class KoViTConvStem(nn.Sequential):
-    """Early convolutions in place of the patch projection (Xiao et al., 2021, "Early Convolutions Help
-    Transformers See Better"): a 3×3 convolution of stride 2, then 3×3 convolutions of stride 1, each
-    followed by GELU, then a convolution of kernel and stride patch_size / 2 onto the hidden width.
+    """A small CNN in place of the patch projection (Xiao et al., 2021, "Early Convolutions Help Transformers
+    See Better"): per width, a 3×3 convolution, group norm and GELU, then a 2×2 max pool while the stride
+    left to reach patch_size is even; last, a convolution of kernel and stride the stride left, onto the
+    hidden width (a 1×1 one when the pools made the whole patch). For 14-px patches that is one pool, then
+    the 7×7 projection; for 16-px patches, four widths are four pools, as a CRNN's feature extractor.
 
     Why: a single linear map of a 14×14 patch must tell pen strokes apart with no notion of a local edge,
     and from scratch on a few thousand lines it learns slowly (docs/ablations/reading_pretraining.md).
@@ -45,16 +49,16 @@ class KoViTConvStem(nn.Sequential):
     """
 
     def __init__(self, num_channels: int, channels: list[int], hidden_size: int, patch_size: int):
-        if patch_size % 2:
-            raise ValueError(f"a convolutional stem needs an even patch_size (it halves the image first), "
-                             f"got {patch_size}")
         if not channels or any(int(c) <= 0 for c in channels):
             raise ValueError(f"stem_channels must be positive widths, got {channels}")
-        layers, previous = [], num_channels
-        for i, width in enumerate(int(c) for c in channels):
-            layers += [nn.Conv2d(previous, width, 3, stride=2 if i == 0 else 1, padding=1), nn.GELU()]
+        layers, previous, stride_left = [], num_channels, patch_size
+        for width in (int(c) for c in channels):
+            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.GroupNorm(math.gcd(width, 8), width), nn.GELU()]
+            if stride_left % 2 == 0:
+                layers.append(nn.MaxPool2d(2))
+                stride_left //= 2
             previous = width
-        layers.append(nn.Conv2d(previous, hidden_size, patch_size // 2, stride=patch_size // 2))
+        layers.append(nn.Conv2d(previous, hidden_size, stride_left, stride=stride_left))
         super().__init__(*layers)
         convs = [m for m in self if isinstance(m, nn.Conv2d)]
         for conv in convs:     # read by KoViTModel._init_weights, whatever order transformers visits modules in
@@ -95,7 +99,7 @@ class KoViTModel(PreTrainedModel):
             nn.init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
         elif isinstance(module, KoViTModel):

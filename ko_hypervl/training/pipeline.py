@@ -18,7 +18,7 @@ from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import setting
 from .checkpointing import write_json_atomic
-from .reading import ReadSettings, check_blank_prior
+from .reading import READING_ORDERS, ReadSettings, check_blank_prior, check_reading_order
 from .run import FINAL, hardware, stage_history, train_lm, train_read, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
@@ -110,8 +110,14 @@ class PipelineSettings:
                                       "(0: it reads the main corpus's lines)")
     read_blank_prior: float = setting(0.0, help="the reading stage's --blank-prior (its CTC head's starting "
                                                 "P(blank); 0: uniform)")
+    read_order: str = setting("rows", help="the reading stage's --order (rows: every line; columns: single "
+                                           "lines, each patch column pooled over the height)",
+                              choices=READING_ORDERS)
+    tile_size: int = setting(0, help="tile side of both built-in encoders (0: the recipe's)")
+    patch_size: int = setting(0, help="patch side of both built-in encoders (0: the recipe's; e.g. 16 with "
+                                      "--tile-size 128 and a four-width stem, which pools to the whole patch)")
     vit_stem_channels: tuple[int, ...] = setting((), help="give both built-in encoders a convolutional stem of "
-                                                           "these widths (e.g. 16 32; none: the recipe's patch "
+                                                           "these widths (e.g. 32 64 128 128; none: the recipe's patch "
                                                            "projection)")
     workers: int = setting(2, help="rendering processes")
     seed: int = setting(0, help="seed of the data, the weights and the data order")
@@ -128,9 +134,17 @@ class PipelineSettings:
             raise ValueError("--steps-scale must be positive")
         if self.read_steps < 0 or self.read_lines < 0:
             raise ValueError("--read-steps and --read-lines cannot be negative")
+        if self.tile_size < 0 or self.patch_size < 0:
+            raise ValueError("--tile-size and --patch-size cannot be negative")
+        tile = self.tile_size or RECIPES[self.recipe].model["tile_size"]
+        patch = self.patch_size or RECIPES[self.recipe].model["patch_size"]
+        if tile % patch:
+            raise ValueError(f"the tile side {tile} is not a multiple of the patch side {patch}")
         # checked here, not when the reading stage starts hours later, after the lm stage
         check_blank_prior(self.read_blank_prior, "--read-blank-prior")
-        for flag, value in (("--read-lines", self.read_lines), ("--read-blank-prior", self.read_blank_prior)):
+        check_reading_order(self.read_order, "--read-order")
+        for flag, value in (("--read-lines", self.read_lines), ("--read-blank-prior", self.read_blank_prior),
+                            ("--read-order", self.read_order != "rows")):
             if value and not self.runs_stage("read"):
                 raise ValueError(f"{flag} is for the reading stage, which recipe {self.recipe!r} does not run: "
                                  "add --read-steps")
@@ -145,8 +159,10 @@ def _done(path: Path) -> bool:
 
 
 def model_settings(recipe: Recipe, settings: PipelineSettings) -> dict:
-    """The ``ModelBuildSettings`` fields of the run: the recipe's sizes, the seed and the stem, if any."""
+    """The ``ModelBuildSettings`` fields of the run: the recipe's sizes, the seed, and the pipeline's encoder
+    flags (tile and patch sides, stem), if any."""
     values = {**recipe.model, "seed": settings.seed}
+    values.update({name: getattr(settings, name) for name in ("tile_size", "patch_size") if getattr(settings, name)})
     if settings.vit_stem_channels:
         values.update(vit_stem_channels=tuple(settings.vit_stem_channels),
                       small_vit_stem_channels=tuple(settings.vit_stem_channels))
@@ -203,6 +219,12 @@ def _read_corpus(settings: PipelineSettings) -> Path | None:
                         workers=settings.workers)
 
 
+def _read_settings(recipe: Recipe, settings: PipelineSettings, init: Path, data: Path) -> ReadSettings:
+    """The reading stage's settings: the recipe's, with the pipeline's --read-* flags."""
+    return ReadSettings(init=init, data=_read_corpus(settings) or data, **recipe.stage.get("read", {}),
+                        blank_prior=settings.read_blank_prior, order=settings.read_order)
+
+
 def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
     values = dict(recipe.train[stage] if stage in recipe.train else READ_TRAIN)   # only read is optional
     if stage == "read" and settings.read_steps:
@@ -247,9 +269,7 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         elif stage == "lm":
             train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
         elif stage == "read":
-            read = {**recipe.stage.get("read", {}), "blank_prior": settings.read_blank_prior}
-            train_read(_train_settings(recipe, stage, settings),
-                       ReadSettings(init=model_dir, data=_read_corpus(settings) or data, **read))
+            train_read(_train_settings(recipe, stage, settings), _read_settings(recipe, settings, model_dir, data))
         else:
             stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
             train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)

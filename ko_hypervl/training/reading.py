@@ -7,8 +7,12 @@ are trained. Korean is read in jamo (Unicode NFD): about 70 letters instead of t
 so each letter is seen far more often. The head is a training device: the final checkpoint holds the VLM
 with its encoders updated, and the head's character error rate on held-out lines is in its stage history.
 
-The patch sequence is the whole image's patch grid in row-major order (tiles stitched back together),
-so multi-line text is read top to bottom, left to right; the global thumbnail is not read. Each patch
+The patches are read in one of two orders (tiles stitched back into the image's patch grid; the global
+thumbnail is not read). ``rows``: the whole grid row by row, so text of any number of lines is read top
+to bottom, left to right; but a letter can then be emitted by any of the thousands of patches of the
+page, and CTC learns slowly where the letters are. ``columns``: the grid's columns, each patch column's
+features max-pooled over the height (as CRNN reads a line), so only single-line transcriptions are used
+and a letter can only be emitted by the few columns it spans. Each patch
 emits ``positions_per_patch`` CTC positions: the corpus's handwritten lines hold about 1.5 jamo per
 14-px patch column of the image's width (more where the text is), and CTC cannot align more letters
 than it has positions where the letters are, so with one position per patch the head would have to put
@@ -72,18 +76,30 @@ class ReadingVocab:
         return compose(units)
 
 
-def patch_sequence(patches: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """(rows·cols tiles, side², hidden), tiles row by row → (rows·side · cols·side, hidden) in reading order.
+READING_ORDERS = ("rows", "columns")
 
-    The tiles are stitched back into the image's patch grid, which is then read row by row, left to right.
+
+def patch_sequence(patches: torch.Tensor, rows: int, cols: int, order: str = "rows") -> torch.Tensor:
+    """(rows·cols tiles, side², hidden), tiles row by row → the patch features in reading order.
+
+    The tiles are stitched back into the image's patch grid, which is then read row by row, left to right
+    (``rows``: rows·side · cols·side patches), or column by column with each column's features max-pooled
+    over the height (``columns``: cols·side, one per column, for a single line).
     """
     tiles, length, hidden = patches.shape
     side = int(round(length ** 0.5))
     if tiles != rows * cols or side * side != length:
         raise ValueError(f"expected {rows}×{cols} tiles of a square patch grid, got {tiles} tiles of {length} "
                          "patches (an encoder with a class token cannot be read this way)")
+    check_reading_order(order, "order")
     grid = patches.view(rows, cols, side, side, hidden).permute(0, 2, 1, 3, 4)
-    return grid.reshape(rows * side * cols * side, hidden)
+    grid = grid.reshape(rows * side, cols * side, hidden)
+    return grid.reshape(-1, hidden) if order == "rows" else grid.amax(0)
+
+
+def check_reading_order(order: str, flag: str = "--order") -> None:
+    if order not in READING_ORDERS:
+        raise ValueError(f"{flag} must be one of {', '.join(READING_ORDERS)}, got {order!r}")
 
 
 @dataclass
@@ -100,25 +116,31 @@ class ReadSettings:
                                                "Korean handwriting packs more than one jamo into a patch")
     blank_prior: float = setting(0.0, help="the new head's starting probability of blank at every position "
                                            "(0: a uniform head; e.g. 0.95, since most positions show no letter)")
+    order: str = setting("rows", help="rows: the patch grid row by row (text of any number of lines); "
+                                      "columns: each patch column pooled over the height (single lines only, "
+                                      "the other rows are skipped)", choices=READING_ORDERS)
 
     def __post_init__(self) -> None:
         branch_names(self.branches)
         if self.positions_per_patch < 1:
             raise ValueError("--positions-per-patch must be at least 1")
         check_blank_prior(self.blank_prior)
+        check_reading_order(self.order)
         if self.eval_rows < 0:
             raise ValueError("--eval-rows cannot be negative")
 
 
-def transcriptions(dataset) -> list[tuple[int, str]]:
-    """(row index, transcription) of every row with a ``transcribe`` turn; images stay undecoded."""
+def transcriptions(dataset, single_line: bool = False) -> list[tuple[int, str]]:
+    """(row index, transcription) of every row with a ``transcribe`` turn (with ``single_line``, only those of
+    one line); images stay undecoded."""
     from ..imagecorpus.records import qa_pairs
 
     rows = []
     for index, row in enumerate(dataset.select_columns(["messages", "tasks"])):
         for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
             if task == TRANSCRIBE and answer.strip():
-                rows.append((index, answer))
+                if not single_line or len(answer.strip().splitlines()) == 1:
+                    rows.append((index, answer))
                 break
     return rows
 
@@ -140,9 +162,11 @@ class ReadingModel(nn.Module):
     """
 
     def __init__(self, vlm, branches: tuple[str, ...], num_classes: int, seed: int, positions_per_patch: int = 1,
-                 blank_prior: float = 0.0):
+                 blank_prior: float = 0.0, order: str = "rows"):
         super().__init__()
+        check_reading_order(order, "order")
         self.num_classes = num_classes
+        self.order = order
         self.encoders = nn.ModuleDict({b: getattr(vlm, BRANCH_MODULES[b][0]) for b in branches})
         self.heads = nn.ModuleDict({b: nn.Linear(self.encoders[b].config.hidden_size,
                                                  positions_per_patch * num_classes)
@@ -166,7 +190,7 @@ class ReadingModel(nn.Module):
         for rows, cols in image_grid.tolist():
             tiles = rows * cols
             patches = encoder(pixel_values=pixel_values[start:start + tiles]).last_hidden_state
-            logits = head(patch_sequence(patches, rows, cols)).view(-1, self.num_classes)
+            logits = head(patch_sequence(patches, rows, cols, self.order)).view(-1, self.num_classes)
             out.append(logits.float().log_softmax(-1))
             start += tiles + (tiles > 1)    # skip the global thumbnail
         return out
@@ -178,7 +202,7 @@ class ReadStage(Stage):
     def __init__(self, settings: ReadSettings, dataset, processor):
         self.settings = settings
         self.dataset = dataset
-        self.rows = transcriptions(dataset)
+        self.rows = transcriptions(dataset, single_line=settings.order == "columns")
         self.processor = processor
         self.vocab = ReadingVocab.from_texts(text for _, text in self.rows)
         self.branches = branch_names(settings.branches)

@@ -111,6 +111,9 @@ def compare_runs(runs: dict[str, list[dict]], out: Path, metric: str = "loss", w
                         f"first_{metric}": round(sum(head) / len(head), 4),
                         f"last_{metric}": round(sum(tail) / len(tail), 4)})
     if ymax:
-        ax.set_ylim(lowest - 0.05 * abs(ymax - lowest), ymax)
+        if ymax <= lowest:   # the axis would turn upside down and show nothing
+            plt.close(fig)
+            raise ValueError(f"--ymax {ymax:g} is not above the lowest {metric} on the chart ({lowest:.4g})")
+        ax.set_ylim(lowest - 0.05 * (ymax - lowest), ymax)
     save_figure(fig, ax, out, "step", f"{metric} (mean of {window} steps)", title or f"{metric} by step")
     return summary
