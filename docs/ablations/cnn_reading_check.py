@@ -7,15 +7,18 @@ Only the encoder differs: four 3×3 conv + batch-norm + ReLU + 2×2 max-pool blo
 channels, 342 k parameters) over the whole image, each feature column max-pooled over the height.
 
 It is a diagnostic, not part of the library: it prints the mean CTC loss per letter of every 50 steps and the
-greedy character error rate on 100 validation lines, to set beside the ViT runs' logs.
+greedy character error rate on 100 validation lines, and writes every step's loss to ``<out>/log.jsonl`` (the
+training loop's format, so `ko-hypervl train compare` draws it beside the ViT runs).
 
-    python docs/ablations/cnn_reading_check.py runs/ocr5k runs/tiny-stem-init 600
+    python docs/ablations/cnn_reading_check.py runs/ocr5k runs/tiny-stem-init 300 runs/cnn-check-300
 """
 
+import json
 import math
 import random
 import sys
 import time
+from pathlib import Path
 
 import torch
 from datasets import load_from_disk
@@ -45,7 +48,8 @@ class ColumnCNN(nn.Module):
         return self.head(columns).view(-1, self.classes).log_softmax(-1)
 
 
-def main(data: str, checkpoint: str, steps: int, batch: int = 16, lr: float = 1e-3, warmup: int = 100) -> None:
+def main(data: str, checkpoint: str, steps: int, out: str, batch: int = 16, lr: float = 1e-3,
+         warmup: int = 100) -> None:
     torch.manual_seed(0)
     random.seed(0)
     corpus = load_from_disk(data)
@@ -72,14 +76,17 @@ def main(data: str, checkpoint: str, steps: int, batch: int = 16, lr: float = 1e
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    log = open(Path(out) / "log.jsonl", "w", encoding="utf-8")
     started, losses = time.time(), []
     for step in range(steps):
         chosen = random.sample(rows, batch)
         log_probs = [model(image(train, index)) for index, _ in chosen]
         targets = [vocab.encode(text) for _, text in chosen]
         target_lengths = torch.tensor([len(t) for t in targets])
-        loss = nn.functional.ctc_loss(nn.utils.rnn.pad_sequence(log_probs), torch.tensor([c for t in targets for c in t]),
-                                      torch.tensor([lp.shape[0] for lp in log_probs]), target_lengths, blank=0,
+        flat = torch.tensor([c for t in targets for c in t])
+        lengths = torch.tensor([lp.shape[0] for lp in log_probs])
+        loss = nn.functional.ctc_loss(nn.utils.rnn.pad_sequence(log_probs), flat, lengths, target_lengths, blank=0,
                                       reduction="sum", zero_infinity=True) / target_lengths.sum()
         optimizer.zero_grad()
         loss.backward()
@@ -87,18 +94,24 @@ def main(data: str, checkpoint: str, steps: int, batch: int = 16, lr: float = 1e
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        log.write(json.dumps({"stage": "cnn-check", "step": step + 1, "loss": round(losses[-1], 5),
+                              "seconds": round(time.time() - started, 2)}) + "\n")
         if (step + 1) % 50 == 0:
             print(f"step {step + 1}: loss per letter {sum(losses[-50:]) / 50:.3f} ({time.time() - started:.0f} s)",
                   flush=True)
+    log.close()
     model.eval()
     errors = []
     with torch.no_grad():
         for index, text in held_out:
-            errors.append(character_error_rate(" ".join(text.split()), vocab.decode_greedy(model(image(validation, index)))))
+            reading = vocab.decode_greedy(model(image(validation, index)))
+            errors.append(character_error_rate(" ".join(text.split()), reading))
         example = vocab.decode_greedy(model(image(validation, held_out[0][0])))
     print(f"CER {sum(errors) / len(errors):.4f} on {len(errors)} validation lines; e.g. "
           f"{' '.join(held_out[0][1].split())!r} read as {example!r}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 600)
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
