@@ -451,10 +451,18 @@ def test_the_pipeline_can_set_the_encoders_tile_patch_and_stem(tmp_path):
     assert values["vit_stem_channels"] == values["small_vit_stem_channels"] == (32, 64, 128, 128)
     assert {k: v for k, v in values.items() if "tile" not in k and "patch" not in k and "stem" not in k} == \
         {k: v for k, v in recipe.model.items() if "tile" not in k and "patch" not in k and "stem" not in k} | {"seed": 0}
-    with pytest.raises(ValueError, match="tile side 112 is not a multiple of the patch side 15"):
-        PipelineSettings(out=tmp_path, patch_size=15)
     with pytest.raises(ValueError, match="cannot be negative"):
         PipelineSettings(out=tmp_path, tile_size=-112)
+
+
+def test_a_pipeline_whose_sizes_the_model_refuses_stops_before_it_records_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    for flags, reason in ((["--patch-size", "15"], "image_size 112 is not a multiple of patch_size 15"),
+                          (["--patch-size", "16"], "7 patches per side is not divisible by pixel shuffle 2")):
+        assert main(["train", "pipeline", "--recipe", "tiny", "--out", str(out), *flags, "--no-progress"]) == 1
+        assert reason in capsys.readouterr().err
+        # nothing recorded, nothing rendered: the corrected command starts this --out afresh
+        assert not (out / "pipeline.json").exists() and not (out / "init").exists() and not (out / "data").exists()
 
 
 def test_resuming_a_pipeline_with_other_model_settings_is_refused(smoke_run, capsys):

@@ -136,10 +136,6 @@ class PipelineSettings:
             raise ValueError("--read-steps and --read-lines cannot be negative")
         if self.tile_size < 0 or self.patch_size < 0:
             raise ValueError("--tile-size and --patch-size cannot be negative")
-        tile = self.tile_size or RECIPES[self.recipe].model["tile_size"]
-        patch = self.patch_size or RECIPES[self.recipe].model["patch_size"]
-        if tile % patch:
-            raise ValueError(f"the tile side {tile} is not a multiple of the patch side {patch}")
         # checked here, not when the reading stage starts hours later, after the lm stage
         check_blank_prior(self.read_blank_prior, "--read-blank-prior")
         check_reading_order(self.read_order, "--read-order")
@@ -247,9 +243,11 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         settings.out.mkdir(parents=True, exist_ok=True)
         model = model_settings(recipe, settings)
         _check_same_model(settings.out / "pipeline.json", model)
+        # built before the run's record is written: sizes the model refuses (a tile that is no multiple of the
+        # patch, a grid the pixel shuffle cannot fold) leave no record that a corrected rerun would clash with
+        _init_model(settings.out, model)
         write_json_atomic(settings.out / "pipeline.json",
                           {"settings": vars(settings), "recipe": vars(recipe), "model": model})
-        _init_model(settings.out, model)
         _image_corpus(recipe, settings)
         _read_corpus(settings)
     state.wait_for_everyone()
