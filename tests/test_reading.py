@@ -193,6 +193,11 @@ def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
     assert main(["train", "read", "--init", str(init), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
                  "--no-progress"]) == 1
     assert "no rows with a transcription turn" in capsys.readouterr().err
+    # reading by columns needs single lines: a corpus of paragraphs only is refused, and says why
+    paragraphs = _lines_dataset(tmp_path / "paragraphs", ["가나\n다라", "나가\n라다"])
+    assert main(["train", "read", "--init", str(init), "--data", str(paragraphs), "--out", str(tmp_path / "p"),
+                 "--order", "columns", "--no-progress"]) == 1
+    assert "no rows with a transcription turn of one line to read" in capsys.readouterr().err
     # a dataset without the held-out split stops before any training (and says how to go on)
     lines = _lines_dataset(tmp_path)
     out = tmp_path / "no-eval"

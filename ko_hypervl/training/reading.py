@@ -129,6 +129,11 @@ class ReadSettings:
         if self.eval_rows < 0:
             raise ValueError("--eval-rows cannot be negative")
 
+    @property
+    def single_lines(self) -> bool:
+        """Whether only single-line transcriptions can be read (a column is pooled over the whole height)."""
+        return self.order == "columns"
+
 
 def transcriptions(dataset, single_line: bool = False) -> list[tuple[int, str]]:
     """(row index, transcription) of every row with a ``transcribe`` turn (with ``single_line``, only those of
@@ -202,7 +207,7 @@ class ReadStage(Stage):
     def __init__(self, settings: ReadSettings, dataset, processor):
         self.settings = settings
         self.dataset = dataset
-        self.rows = transcriptions(dataset, single_line=settings.order == "columns")
+        self.rows = transcriptions(dataset, single_line=settings.single_lines)
         self.processor = processor
         self.vocab = ReadingVocab.from_texts(text for _, text in self.rows)
         self.branches = branch_names(settings.branches)

@@ -84,7 +84,7 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
     dataset = load_split(settings.data, settings.split, settings.kinds or None)
     stage = ReadStage(settings, dataset, processor)
     if not stage.rows:
-        lines = " of one line" if settings.order == "columns" else ""
+        lines = " of one line" if settings.single_lines else ""
         raise ValueError(f"{settings.data} ({settings.split}) has no rows with a transcription turn{lines} to read")
     # the held-out split is loaded first, so a missing one stops the run before training, not after it
     held_out = load_split(settings.data, settings.eval_split, settings.kinds or None) if settings.eval_rows else None
@@ -93,7 +93,7 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
     result = loop.train(stage, reader, train)
     scores = {}
     if held_out is not None:
-        held_rows = transcriptions(held_out, single_line=settings.order == "columns")[:settings.eval_rows]
+        held_rows = transcriptions(held_out, single_line=settings.single_lines)[:settings.eval_rows]
         for branch in stage.branches:
             scores[branch] = reading_cer(reader, processor, held_out, held_rows, stage.vocab, branch, train.progress)
             log.info("read: %s branch, CER %s on %d %s lines; e.g. %s", branch, scores[branch]["cer"],
