@@ -14,7 +14,6 @@ training loop's format, so `ko-hypervl train compare` draws it beside the ViT ru
 """
 
 import json
-import math
 import random
 import sys
 import time
@@ -27,6 +26,7 @@ from torch import nn
 from ko_hypervl.imagecorpus.tesseract import character_error_rate
 from ko_hypervl.processing import KoHyperVLProcessor
 from ko_hypervl.training.reading import ReadingVocab, blank_logit, transcriptions
+from ko_hypervl.training.settings import TrainSettings, learning_rate_at
 
 
 def block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -69,13 +69,9 @@ def main(data: str, checkpoint: str, steps: int, out: str, batch: int = 16, lr: 
     model = ColumnCNN(len(vocab))
     print("parameters", sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-
-    def rate(step: int) -> float:     # linear warmup, then cosine to 0, as the training loop
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    # the training loop's own schedule (warmup, cosine to its floor), not a copy of it
+    loop_settings = TrainSettings(out=Path(out), steps=steps, learning_rate=lr, warmup_steps=warmup)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_at(step, loop_settings) / lr)
     Path(out).mkdir(parents=True, exist_ok=True)
     log = open(Path(out) / "log.jsonl", "w", encoding="utf-8")
     started, losses = time.time(), []
