@@ -1,10 +1,11 @@
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ko_hypervl.cli import main
+from ko_hypervl.cli import build_parser, main
 
 
 def test_console_script_help_lists_subcommands():
@@ -13,6 +14,48 @@ def test_console_script_help_lists_subcommands():
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     for name in ("corpora", "tokenizer", "model", "ask", "train", "eval", "demo", "serve"):
         assert name in out
+
+
+def _leaf_parsers(parser, path=()):
+    """Every runnable command's parser, with its words (``("train", "pipeline")``)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaf_parsers(child, (*path, name))
+
+
+def test_every_command_builds_its_flags_when_used():
+    # flags are added on first use (cli.common.LazyArgumentParser); each command's help must show them all
+    leaves = dict(_leaf_parsers(build_parser()))
+    assert len(leaves) >= 25
+    for path, parser in leaves.items():
+        assert parser.format_help().startswith("usage: ko-hypervl " + " ".join(path)), path
+    flags = {("train", "pipeline"): "--read-order", ("train", "sft"): "--vision-lr-scale",
+             ("model", "init"): "--vit-stem-channels", ("eval",): "--modes", ("corpora", "text", "stats"): "--test-fraction",
+             ("corpora", "build"): "--num", ("demo",): "--port", ("train", "compare"): "--ymax"}
+    for path, flag in flags.items():
+        assert flag in leaves[path].format_help(), path
+
+
+def test_help_and_import_do_not_load_torch():
+    # `ko-hypervl --help` and `import ko_hypervl` stay fast: torch and transformers load only for a command that needs them
+    code = ("import sys, ko_hypervl, ko_hypervl.cli as cli; cli.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_public_names_resolve_and_unknown_ones_raise():
+    import ko_hypervl
+
+    code = ("import ko_hypervl; missing = [n for n in ko_hypervl.__all__ if not hasattr(ko_hypervl, n)]; "
+            "print(missing, 'load' in dir(ko_hypervl))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ko_hypervl.nope
 
 
 def test_module_entry_point_version():
