@@ -8,7 +8,6 @@ import sys
 
 from .. import __version__
 from . import corpora, evaluation, model, serve, tokenizer, train
-from .common import LazyArgumentParser
 
 DESCRIPTION = """\
 ko-hypervl: 한국어 우선 소형 비전-언어 모델 툴킷 (Korean-first small vision-language model toolkit).
@@ -17,7 +16,7 @@ Run `ko-hypervl COMMAND --help` for the options of each command."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = LazyArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="ko-hypervl", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -6,8 +6,9 @@ import argparse
 import random
 from pathlib import Path
 
-from ..settings import settings_from_args
-from .common import add_command_group, add_settings_command, defer_settings_arguments
+from ..settings import add_settings_arguments, settings_from_args
+from .common import add_command_group, add_settings_command
+from ..textcorpus.load import SplitSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -16,14 +17,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = add_command_group(groups, "text", "the Korean text corpus (tokenizer and LM training, held-out eval sets)",
                             "The committed Korean text corpus: see corpora/README.md.", "text corpus commands", "ACTION")
 
+    from ..textcorpus.build import TextCorpusBuildSettings
+
     add_settings_command(sub, "build", "rebuild corpora/ from the licensed release (maintainers)",
                          "Clean, deduplicate, balance and write the corpus files and manifest.",
-                         "textcorpus.build:TextCorpusBuildSettings", _build)
+                         TextCorpusBuildSettings, _build)
 
     stats = sub.add_parser("stats", help="print documents/characters/eojeol per source and split",
                            description="Counts per source and split, from what the loader returns.")
     _corpus_dir_argument(stats)
-    defer_settings_arguments(stats, "textcorpus.load:SplitSettings")
+    add_settings_arguments(stats, SplitSettings)
     stats.add_argument("--write", action="store_true", help="also write the table into corpora/README.md")
     stats.set_defaults(func=_stats)
 
@@ -39,10 +42,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _register_image_commands(groups: argparse._SubParsersAction) -> None:
+    from ..imagecorpus.build import ImageCorpusSettings
+
     add_settings_command(groups, "build", "render an image-text corpus (charts, tables, exam pages, OCR lines)",
                          "Render charts, tables, exam pages and OCR lines with Korean questions and exact answers, "
                          "as a datasets.DatasetDict saved to --out. The test split holds out fonts, category words "
-                         "and styles.", "imagecorpus.build:ImageCorpusSettings", _build_images)
+                         "and styles.", ImageCorpusSettings, _build_images)
 
     show = groups.add_parser("show", help="write a contact sheet PNG of random samples with their Q/A",
                              description="Write a contact sheet of random samples of a rendered or imported dataset.")
@@ -108,7 +113,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from ..textcorpus.card import render_card, write_card
-    from ..textcorpus.load import SplitSettings, read_manifest
+    from ..textcorpus.load import read_manifest
 
     table = render_card(args.corpus_dir, settings_from_args(SplitSettings, args))
     print(table)

@@ -11,12 +11,14 @@ from .common import add_settings_command
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from ..evaluation import EvalSettings
+
     parser = add_settings_command(
         commands, "eval", "evaluate a checkpoint on the held-out test splits and write its model card",
         "Answer the held-out image test questions (charts, tables, exam pages, OCR) in each mode (auto/high/low), "
         "score exact match, OCR CER and exam accuracy, count visual tokens, time single requests, compare with "
         "Tesseract, and write model_card.md, eval.json, predictions.jsonl and plots to --out.",
-        "evaluation:EvalSettings", _eval)
+        EvalSettings, _eval)
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON instead of tables")
 
 

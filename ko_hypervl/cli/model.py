@@ -24,6 +24,8 @@ class AskSettings:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from ..model.build import ModelBuildSettings
+
     ask = commands.add_parser("ask", help="ask the model a question about an image",
                               description="Answer a Korean question about an image and show the VRC decision "
                                           "(scale, tiles, visual tokens, tokens saved) and timings.")
@@ -38,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     init = add_settings_command(sub, "init", "build a new checkpoint from built-in or local parts (untrained)",
                                 "Assemble encoders, projectors, VRC and LM (built-in configs or local transformers "
                                 "checkpoints such as SigLIP, Qwen2/3, Llama) and save a self-contained folder.",
-                                "model.build:ModelBuildSettings", _init)
+                                ModelBuildSettings, _init)
     init.add_argument("--out", type=Path, required=True, help="output checkpoint directory")
     info = sub.add_parser("info", help="parameters, branches and visual tokens of a checkpoint")
     info.add_argument("model", nargs="?", default=None, help="checkpoint directory (default: the bundled model)")
@@ -54,14 +56,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="storage dtype of the weights")
     export.set_defaults(func=_export)
 
+    from ..model.bench import ModelBenchSettings
+
     add_settings_command(sub, "bench", "memory, visual tokens, prefill and KV-cache benchmarks",
                          "Measure the model-issue targets side by side with their baselines in one run.",
-                         "model.bench:ModelBenchSettings", _bench)
+                         ModelBenchSettings, _bench)
+
+    from ..evaluation.language import LMEvalSettings
 
     add_settings_command(sub, "bpc", "bits per character of checkpoints' language models on held-out text",
                          "Score each checkpoint's LM on the same held-out Korean text (documents + EOS, as the LM "
                          "stage trains) and compare bits per character, which is fair across tokenizers; the first "
-                         "checkpoint is the reference.", "evaluation.language:LMEvalSettings", _bpc, positional=("models",))
+                         "checkpoint is the reference.", LMEvalSettings, _bpc, positional=("models",))
 
 
 def _ask(args: argparse.Namespace) -> int:

@@ -9,14 +9,17 @@ from .common import add_settings_command
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from ..serving.openai_api import ServeSettings
+    from ..serving.ui import DemoSettings
+
     add_settings_command(commands, "demo", "start the Gradio demo in the browser (Korean UI)",
                          "Ask about handwritten charts and exam pages in Korean; see the VRC decision, the speed, "
                          "and our tokens beside GPT-4o's. Listens on 127.0.0.1 unless --host says otherwise.",
-                         "serving.ui:DemoSettings", _demo)
+                         DemoSettings, _demo)
     add_settings_command(commands, "serve", "serve an OpenAI-compatible /v1/chat/completions API",
                          "POST /v1/chat/completions (images as data URLs, or file paths under --allowed-dir; "
                          "stream: true for server-sent events), GET /v1/models, GET /health. "
-                         "Listens on 127.0.0.1 unless --host says otherwise.", "serving.openai_api:ServeSettings", _serve)
+                         "Listens on 127.0.0.1 unless --host says otherwise.", ServeSettings, _serve)
 
 
 def _demo(args: argparse.Namespace) -> int:

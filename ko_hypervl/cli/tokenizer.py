@@ -13,17 +13,20 @@ SAMPLE = "학교에 갔었다고 했잖아요. 오늘 서울의 최고 기온은
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from ..tokenization.evaluate import TokenizerEvalSettings
+    from ..tokenization.train import TokenizerTrainSettings
+
     sub = add_command_group(commands, "tokenizer", "train, evaluate and use the morpheme-aware Korean tokenizer",
                             "The morpheme-aware, lossless Korean tokenizer.", "tokenizer commands", "ACTION")
 
     add_settings_command(sub, "train", "train a tokenizer on the corpus train split",
                          "Kiwi morpheme cuts at training time; a plain byte-level BPE at encode time.",
-                         "tokenization.train:TokenizerTrainSettings", _train)
+                         TokenizerTrainSettings, _train)
     add_settings_command(sub, "eval", "compare tokenizers on the same text (table + bar chart)",
                          "Ours against offline baselines: chars/token, tokens/eojeol, round trip, "
                          "morpheme-cut share, encode speed; then the trade-off of chars/token against "
                          "morpheme-cut share along our join knob, with the ceiling of the share.",
-                         "tokenization.evaluate:TokenizerEvalSettings", _eval)
+                         TokenizerEvalSettings, _eval)
 
     enc = sub.add_parser("encode", help="show how a text is tokenized",
                          description="Print the tokens of a text (| marks token boundaries) and the counts.")

@@ -43,12 +43,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "stages", "STAGE")
     for name, help_text in STAGE_HELP.items():
         parser = sub.add_parser(name, help=help_text, description=help_text)
-        parser.defer(lambda p, stage=name: [add_settings_arguments(p, cls) for cls in _settings_classes(stage)])
+        for cls in _settings_classes(name):
+            add_settings_arguments(parser, cls)
         parser.set_defaults(func=_run, stage=name)
+    from ..training.settings import CompareSettings
+
     add_settings_command(sub, "compare", "draw several runs' loss curves on one chart and print their means",
                          "Compare runs (ablations, settings): each run's logged metric as a moving mean on one "
                          "chart; prints each run's mean over its first and last --window steps.",
-                         "training.settings:CompareSettings", _compare, positional=("runs",))
+                         CompareSettings, _compare, positional=("runs",))
 
 
 def _compare(args: argparse.Namespace) -> int:
