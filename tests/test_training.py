@@ -381,6 +381,10 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert set(load_split(smoke_run / "read-data", "train")["kind"]) == {"ocr"}
     assert {"large", "small"} == set(read["reading_cer"]) and 1 <= read["reading_cer"]["large"]["rows"] <= 4
     assert read["reading_classes"] > 20 and 0 <= read["reading_cer"]["large"]["cer"]
+    # after the reading stage, the later stages train the encoders at a tenth of their rate
+    scales = {s["stage"]: s["settings"][f"{cls}Settings"]["vision_lr_scale"]
+              for s, cls in zip(summary["stages"][2:5], ("Align", "SFT", "DCL"))}
+    assert scales == {"align": 0.1, "sft": 0.1, "dcl": 0.1}
     dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
     assert {"loss_large", "loss_small", "loss_kl", "visual_spread_large", "visual_spread_small"} <= set(dcl_log)
     assert 0 < dcl_log["visual_spread_large"] < 2 and 0 < dcl_log["visual_spread_small"] < 2
@@ -430,6 +434,18 @@ def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_cor
     for bad in (-0.5, 1.0):     # refused before any stage runs, not when the reading stage starts
         with pytest.raises(ValueError, match=r"--read-blank-prior must be in \[0, 1\)"):
             PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, read_blank_prior=bad)
+
+
+def test_the_encoders_learning_rate_after_a_reading_stage(tmp_path):
+    from ko_hypervl.training.pipeline import READ_VISION_LR_SCALE, PipelineSettings
+
+    assert PipelineSettings(out=tmp_path, recipe="tiny").encoder_lr_scale == 1.0
+    assert PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10).encoder_lr_scale == READ_VISION_LR_SCALE
+    assert PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, vision_lr_scale=1).encoder_lr_scale == 1.0
+    assert PipelineSettings(out=tmp_path, recipe="tiny", vision_lr_scale=0.25).encoder_lr_scale == 0.25
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"--vision-lr-scale must be in \[0, 1\]"):
+            PipelineSettings(out=tmp_path, recipe="tiny", vision_lr_scale=bad)
 
 
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):

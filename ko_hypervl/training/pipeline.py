@@ -30,6 +30,11 @@ OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train`
 # the reading stage's loop settings when a recipe has none (docs/ablations/reading_pretraining.md's runs)
 READ_TRAIN = dict(steps=1500, batch_size=16, micro_batch_size=16, learning_rate=1e-3, warmup_steps=100, save_every=250)
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
+# after a reading stage the encoders read; the stages after it start with untrained projectors whose large first
+# gradients flow into the encoders (aligning at the full rate after a reading run, both branches' visual tokens
+# collapsed to one vector within 15 steps: docs/ablations/reading_pretraining.md), so by default the encoders
+# train at a tenth of each stage's rate
+READ_VISION_LR_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class PipelineSettings:
     read_order: str = setting("rows", help="the reading stage's --order (rows: every line; columns: single "
                                            "lines, each patch column pooled over the height)",
                               choices=READING_ORDERS)
+    vision_lr_scale: float = setting(0.0, help="the encoders' learning rate in align, sft and dcl as a share of "
+                                               "each stage's (0: 1, or 0.1 after a reading stage, which it protects)")
     tile_size: int = setting(0, help="tile side of both built-in encoders (0: the recipe's)")
     patch_size: int = setting(0, help="patch side of both built-in encoders (0: the recipe's; e.g. 16 with "
                                       "--tile-size 128 and a four-width stem, which pools to the whole patch)")
@@ -134,6 +141,8 @@ class PipelineSettings:
             raise ValueError("--steps-scale must be positive")
         if self.read_steps < 0 or self.read_lines < 0:
             raise ValueError("--read-steps and --read-lines cannot be negative")
+        if not 0 <= self.vision_lr_scale <= 1:
+            raise ValueError(f"--vision-lr-scale must be in [0, 1] (0: the default), got {self.vision_lr_scale}")
         if self.tile_size < 0 or self.patch_size < 0:
             raise ValueError("--tile-size and --patch-size cannot be negative")
         # checked here, not when the reading stage starts hours later, after the lm stage
@@ -144,6 +153,11 @@ class PipelineSettings:
             if value and not self.runs_stage("read"):
                 raise ValueError(f"{flag} is for the reading stage, which recipe {self.recipe!r} does not run: "
                                  "add --read-steps")
+
+    @property
+    def encoder_lr_scale(self) -> float:
+        """The vision encoders' learning-rate share in the stages after the reading stage's place."""
+        return self.vision_lr_scale or (READ_VISION_LR_SCALE if self.runs_stage("read") else 1.0)
 
     def runs_stage(self, stage: str) -> bool:
         recipe = RECIPES[self.recipe]
@@ -269,7 +283,8 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         elif stage == "read":
             train_read(_train_settings(recipe, stage, settings), _read_settings(recipe, settings, model_dir, data))
         else:
-            stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **recipe.stage[stage])
+            stage_settings = STAGE_SETTINGS[stage](init=model_dir, data=data, **{
+                "vision_lr_scale": settings.encoder_lr_scale, **recipe.stage[stage]})
             train_vision_language(stage, _train_settings(recipe, stage, settings), stage_settings)
         model_dir = final
     if not state.is_main_process:
