@@ -17,19 +17,21 @@ from ko_hypervl.cli import build_parser, main
 from ko_hypervl.evaluation import EvalInputError, chosen_option, exact_match, normalize_answer, score_answers
 from ko_hypervl.evaluation import transcription_cer
 from ko_hypervl.evaluation.baseline import tesseract_on_rows
-from ko_hypervl.evaluation.card import card_markdown, json_markdown, results_markdown
+from ko_hypervl.evaluation.card import _image_use_verdict, card_markdown, json_markdown, results_markdown
 from ko_hypervl.evaluation.data import EvalQuestion, first_rows_per_kind, held_out_indices, load_eval_data
 from ko_hypervl.evaluation.exams import ExamItemRef, exam_item_for, item_number, row_metadata, source_groups
 from ko_hypervl.evaluation.generate import decide_all, generate_answers
+from ko_hypervl.evaluation.image_use import AnswerLoss, answer_losses, image_use, image_use_by_kind
 from ko_hypervl.evaluation.latency import spread_sample
 from ko_hypervl.evaluation.run import settings_command
 from ko_hypervl.evaluation.scoring import summarize_visual_tokens
 from ko_hypervl.imagecorpus.build import ImageCorpusSettings, build_image_corpus, render_sample, split_of_sample
 from ko_hypervl.imagecorpus.examitems import CIRCLED
-from ko_hypervl.imagecorpus.records import qa_pairs
+from ko_hypervl.imagecorpus.records import QA, conversation, qa_pairs
 from ko_hypervl.imagecorpus.tesseract import tesseract_available
 from ko_hypervl.inference import VRCDecision
 from ko_hypervl.settings import settings_from_args
+from ko_hypervl.training.data import ConversationEncoder, collate
 
 TINY = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
             small_vit_layers=1, lm_hidden_size=32, lm_layers=1, lm_heads=2, lm_kv_heads=1, lm_intermediate_size=64,
@@ -267,6 +269,56 @@ def test_batched_answers_equal_single_ask_answers(checkpoint):
         assert len(set(batched)) > 1 and all(batched)
 
 
+def test_image_use_pools_paired_losses_per_token():
+    seen = [AnswerLoss(2.0, 2), AnswerLoss(3.0, 1)]
+    blank = [AnswerLoss(4.0, 2), AnswerLoss(3.0, 1)]
+    use = image_use(seen, blank)
+    assert (use.n, use.tokens) == (2, 3)
+    assert use.seen == pytest.approx(5 / 3) and use.blank == pytest.approx(7 / 3) and use.gain == pytest.approx(2 / 3)
+    # delta method: residuals 2 − (2/3)·2 and 0 − (2/3)·1, variance 8/9, SE sqrt(8/9 / 2) / (3/2) = 4/9
+    assert use.gain_se == pytest.approx(4 / 9)
+    assert image_use(seen, seen).gain == 0.0
+    single = image_use(seen[:1], blank[:1])
+    assert single.gain == 1.0 and single.gain_se != single.gain_se    # one question: no standard error (NaN)
+    assert _image_use_verdict(single.to_dict()) == "no evidence that the model uses the images"
+    assert _image_use_verdict({"gain": 0.5, "gain_se": 0.1}) == "the model uses the images"
+    assert _image_use_verdict({"gain": 0.15, "gain_se": 0.1}) == "no evidence that the model uses the images"
+    assert _image_use_verdict({"gain": -0.5, "gain_se": 0.1}) == "no evidence that the model uses the images"
+    for bad_seen, bad_blank in (([], []), (seen, blank[:1]), (seen, [AnswerLoss(4.0, 3), AnswerLoss(3.0, 1)])):
+        with pytest.raises(ValueError):
+            image_use(bad_seen, bad_blank)
+    questions = [_q("charts", "max", "a"), _q("ocr", "transcribe", "b")]
+    by_kind = image_use_by_kind(questions, seen, blank)
+    assert list(by_kind) == ["all", "charts", "ocr"]
+    assert by_kind["charts"].gain == 1.0 and by_kind["ocr"].gain == 0.0 and by_kind["all"] == use
+
+
+def test_answer_losses_are_the_models_own_loss_batched_or_alone(checkpoint):
+    vlm = KoHyperVL.load(checkpoint)
+    data = load_eval_data(None, ["charts", "ocr"], 1, seed=0, progress=False)
+    images = [vlm.image_processor.load(image) for image in data.images]
+    decisions = decide_all(vlm, images, "high", batch_size=4)
+    batched = answer_losses(vlm, images, data.questions, decisions, batch_size=4, progress=False)
+    alone = [answer_losses(vlm, images, [q], decisions, batch_size=1, progress=False)[0] for q in data.questions]
+    assert [a.tokens for a in batched] == [a.tokens for a in alone]
+    assert [a.nats for a in batched] == pytest.approx([a.nats for a in alone], rel=1e-4)   # padding changes nothing
+    encoder = ConversationEncoder(vlm.processor, 512)
+    for q, loss in zip(data.questions, batched):
+        # every answer token and the end-of-turn token after it, nothing of the prompt
+        assert loss.tokens == len(vlm.processor.tokenizer(q.answer, add_special_tokens=False)["input_ids"]) + 1
+        decision = decisions[q.image_index]
+        sample = encoder.encode(images[q.image_index], conversation([QA(q.question, q.answer, q.task)]),
+                                decision.branch, decision.scale)
+        with torch.no_grad():
+            mean = vlm.model(**collate([sample], vlm.processor.tokenizer.pad_token_id), branch=decision.branch).loss
+        assert loss.nats / loss.tokens == pytest.approx(float(mean), rel=1e-4)
+    # a white image changes the loss (the random model reads its pixels), so the gain is measured, not assumed
+    white = [Image.new("RGB", image.size, "white") for image in images]
+    blank = answer_losses(vlm, white, data.questions, decisions, batch_size=4, progress=False)
+    assert [a.tokens for a in blank] == [a.tokens for a in batched]
+    assert [a.nats for a in blank] != pytest.approx([a.nats for a in batched], rel=1e-4)
+
+
 def test_end_to_end_report(report, checkpoint):
     result = report.to_dict()
     n_questions = len(report.questions)
@@ -309,6 +361,12 @@ def test_end_to_end_report(report, checkpoint):
     assert blank["same_answers"] == same
     assert report.predictions["blank_image"][0] == vlm.ask(white, first.question, mode="high",
                                                            max_new_tokens=FAST["max_new_tokens"]).text
+    # the exact answers' loss with and without the images, over every question and per kind
+    use = blank["answer_loss"]
+    assert list(use) == ["all", "charts", "exams", "ocr", "tables"] and use["all"]["n"] == n_questions
+    assert sum(use[kind]["n"] for kind in use if kind != "all") == n_questions
+    assert use["all"]["gain"] == pytest.approx(use["all"]["nats_per_token_blank"] - use["all"]["nats_per_token_seen"],
+                                               abs=2e-4)
     assert result["hardware"]["device"] == "cpu" and result["hardware"]["torch"] == torch.__version__
 
 
@@ -332,6 +390,9 @@ def test_end_to_end_files(report, checkpoint):
     assert "## Targets" in card and "| target | measured | baseline / reference | met |" in card
     assert "| metric | auto | low | high | blank image‡ |" in card and "‡ blank image: high mode" in card
     assert "Seeing the image adds" in card and f"{saved['blank_image']['same_answers']} of " in card and "| task | questions | auto | low | high | blank image‡ |" in card
+    assert "Teacher-forced, the images lower the loss of the exact answers by" in card
+    assert "### What the images are worth (answer loss, teacher-forced)" in card
+    assert f"| ocr | {saved['blank_image']['answer_loss']['ocr']['n']} |" in card
     assert "No ablation results were given" in card
     assert len(saved["targets"]) == 10 and saved["ablations"] == {}
     ocr = next(t for t in saved["targets"] if t["target"].startswith("OCR"))

@@ -98,8 +98,34 @@ def blank_image_note(report: dict) -> str:
     if "same_answers" in blank:
         gain += (f" {blank['same_answers']} of {blank['exact_match']['n']} answers are word for word the ones given "
                  "with the real images.")
+    if use := blank.get("answer_loss", {}).get("all"):
+        gain += (f" Teacher-forced, the images lower the loss of the exact answers by {use['gain']:+.3f} ± "
+                 f"{2 * use['gain_se']:.3f} (2 SE) nats per token ({use['nats_per_token_seen']:.3f} with them, "
+                 f"{use['nats_per_token_blank']:.3f} blank): {_image_use_verdict(use)}.")
     return (f"‡ blank image: {mode} mode with every image replaced by a white one of the same size (same tiles and "
             f"visual tokens, nothing to read), so it scores what the model answers from the question alone.{gain}")
+
+
+def _image_use_verdict(use: dict) -> str:
+    se = use["gain_se"]
+    if se != se or use["gain"] <= 2 * se:   # NaN (one question) or within noise of no gain
+        return "no evidence that the model uses the images"
+    return "the model uses the images"
+
+
+def image_use_lines(blank: dict) -> list[str]:
+    """The answer loss with and without the images, per kind (empty for reports from before it was measured)."""
+    use = blank.get("answer_loss")
+    if not use:
+        return []
+    rows = [[kind, u["n"], u["tokens"], f"{u['nats_per_token_seen']:.3f}", f"{u['nats_per_token_blank']:.3f}",
+             f"{u['gain']:+.3f} ± {2 * u['gain_se']:.3f}"] for kind, u in use.items()]
+    return ["", "### What the images are worth (answer loss, teacher-forced)", "",
+            *_table(["kind", "questions", "answer tokens", "nats/token with images", "nats/token blank",
+                     "saved by the images (± 2 SE)"], rows),
+            "", "Exact match stays at its floor long after a model starts to look at images; the loss of the exact "
+                "answers moves as soon as the image tells the model anything about them. A saving within 2 SE of "
+                "zero is no evidence the model uses the images."]
 
 
 def results_markdown(report: dict) -> str:
@@ -118,6 +144,8 @@ def results_markdown(report: dict) -> str:
                       "transcriptions."]
     else:
         lines += ["", f"Note: {tess['note']}."]
+    if blank:
+        lines += image_use_lines(blank)
     tasks = sorted({t for m in modes for t in report["modes"][m]["exact_match_by_task"]})
     first = report["modes"][modes[0]]
     by_task = [report["modes"][m]["exact_match_by_task"] for m in modes] + ([blank["exact_match_by_task"]]

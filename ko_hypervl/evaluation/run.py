@@ -26,6 +26,7 @@ from .baseline import tesseract_on_rows
 from .data import EvalData, EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
+from .image_use import answer_losses, image_use_by_kind
 from .latency import LatencySummary, measure_latency
 from .provenance import checkpoint_summary, hardware_summary
 from .scoring import ModeScores, VisualTokenSummary, score_answers, summarize_visual_tokens
@@ -52,7 +53,8 @@ class EvalSettings:
     tesseract: bool = setting(True, help="run the Tesseract OCR baseline on the same rows when it is installed")
     blank_image: bool = setting(True, help="also answer every question in high mode with each image replaced by a "
                                            "white one of the same size: what the model gets from the question "
-                                           "alone, so the gap to high is what seeing the image adds")
+                                           "alone, so the gap to high is what seeing the image adds; and the "
+                                           "exact answers' loss both ways (nats per token the image saves)")
     out: Path | None = setting(None, help="folder for model_card.md, eval.json, predictions.jsonl and plots "
                                           "(default: eval_results/<model folder name>)")
     seed: int = setting(0, help="seed of the rendered rows (the corpus build seed) and of torch")
@@ -213,7 +215,15 @@ def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, settings: EvalSettings,
                                desc="answering (blank image)", progress=progress)
     scores = score_answers(data.questions, answers)
     log.info("blank image: exact match %.1f%%", 100 * scores.exact_match.accuracy)
-    return {"ran": True, "mode": BLANK_IMAGE_MODE, **scores.to_dict()}, answers
+    # the same tiles for both (in high mode they do not depend on the content), so only the content differs
+    seen = answer_losses(vlm, LazyImages(data.dataset, vlm.image_processor.load), data.questions, decisions,
+                         settings.batch_size, desc="answer loss (images)", progress=progress)
+    unseen = answer_losses(vlm, blanks, data.questions, decisions, settings.batch_size,
+                           desc="answer loss (blank images)", progress=progress)
+    use = image_use_by_kind(data.questions, seen, unseen)
+    log.info("the images save %.3f ± %.3f nats per answer token", use["all"].gain, use["all"].gain_se)
+    return {"ran": True, "mode": BLANK_IMAGE_MODE, **scores.to_dict(),
+            "answer_loss": {kind: result.to_dict() for kind, result in use.items()}}, answers
 
 
 def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
