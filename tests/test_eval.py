@@ -21,7 +21,8 @@ from ko_hypervl.evaluation.card import _image_use_verdict, card_markdown, json_m
 from ko_hypervl.evaluation.data import EvalQuestion, first_rows_per_kind, held_out_indices, load_eval_data
 from ko_hypervl.evaluation.exams import ExamItemRef, exam_item_for, item_number, row_metadata, source_groups
 from ko_hypervl.evaluation.generate import decide_all, generate_answers
-from ko_hypervl.evaluation.image_use import AnswerLoss, answer_losses, image_use, image_use_by_kind
+from ko_hypervl.evaluation.image_use import (AnswerLoss, ImageUseSettings, answer_losses, image_use, image_use_by_kind,
+                                             visual_token_stats)
 from ko_hypervl.evaluation.latency import spread_sample
 from ko_hypervl.evaluation.run import settings_command
 from ko_hypervl.evaluation.scoring import summarize_visual_tokens
@@ -319,6 +320,21 @@ def test_answer_losses_are_the_models_own_loss_batched_or_alone(checkpoint):
     assert [a.nats for a in blank] != pytest.approx([a.nats for a in batched], rel=1e-4)
 
 
+def test_visual_token_stats_see_a_collapse(checkpoint, monkeypatch):
+    vlm = KoHyperVL.load(checkpoint)
+    images = [vlm.image_processor.load(image) for image in load_eval_data(None, ["charts", "ocr"], 1, 0, False).images]
+    decisions = decide_all(vlm, images, "high", batch_size=2)
+    healthy = visual_token_stats(vlm, images, decisions)
+    assert healthy.norm > 0 and healthy.within > 0.05 and healthy.between > 0.01
+    with pytest.raises(ValueError, match="at least two images"):
+        visual_token_stats(vlm, images[:1], decisions)
+    # a collapsed projector: the same token whatever the image, as the bundled run's ended up
+    monkeypatch.setattr(vlm.model, "get_image_features",
+                        lambda pixel_values, branch: torch.full((pixel_values.shape[0] * 4, 8), 3.0))
+    collapsed = visual_token_stats(vlm, images, decisions)
+    assert collapsed.within == 0.0 and collapsed.between == 0.0 and collapsed.norm == pytest.approx(6 * 8 ** 0.5 / 2)
+
+
 def test_end_to_end_report(report, checkpoint):
     result = report.to_dict()
     n_questions = len(report.questions)
@@ -487,3 +503,27 @@ def test_cli_empty_selection_and_bad_out_exit_2(checkpoint, corpus, tmp_path, ca
 def test_cli_without_a_bundled_model_says_so(tmp_path, capsys):
     assert main(["eval", "--out", str(tmp_path)]) == 2
     assert "the bundled model is not installed" in capsys.readouterr().err
+
+
+def test_cli_image_use_compares_checkpoints(checkpoint, tmp_path, capsys):
+    out = tmp_path / "use.json"
+    args = ["model", "image-use", str(checkpoint), str(checkpoint), "--num", "1", "--kinds", "charts", "ocr",
+            "--modes", "high", "low", "--json-out", str(out), "--no-progress"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    header = ("| model | mode | token norm | spread within an image | spread between images | nats/token | blank "
+              "| saved (± 2 SE) | charts | ocr |")
+    assert header in table and table.count(f"| {checkpoint} | high |") == 2 and f"| {checkpoint} | low |" in table
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["settings"]["modes"] == ["high", "low"] and len(saved["rows"]) == 4
+    first, second = saved["rows"][0], saved["rows"][2]
+    assert first == second      # the same checkpoint twice: the same numbers (nothing depends on the order)
+    assert first["branches"] == ["large"] and saved["rows"][1]["branches"] == ["small"]
+    use = first["answer_loss"]
+    assert list(use) == ["all", "charts", "ocr"] and use["all"]["n"] == use["charts"]["n"] + use["ocr"]["n"]
+    assert main(["model", "image-use", str(checkpoint), "--num", "0"]) == 2
+    assert "--num and --batch-size must be at least 1" in capsys.readouterr().err
+    assert main(["model", "image-use", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    with pytest.raises(EvalInputError, match="at least one checkpoint"):
+        ImageUseSettings(models=[])

@@ -69,6 +69,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                          "stage trains) and compare bits per character, which is fair across tokenizers; the first "
                          "checkpoint is the reference.", LMEvalSettings, _bpc, positional=("models",))
 
+    from ..evaluation.image_use import ImageUseSettings
+
+    add_settings_command(sub, "image-use", "how much checkpoints' answers depend on the image",
+                         "For each checkpoint and mode, on the held-out test questions: the exact answers' loss "
+                         "(teacher-forced, nats per token) with the images and with white ones of the same size, "
+                         "what the images save per kind (± 2 SE), and the visual tokens' norm and spread within "
+                         "and between images (near 0: the encoder or projector has collapsed to one output).",
+                         ImageUseSettings, _image_use, positional=("models",))
+
 
 def _ask(args: argparse.Namespace) -> int:
     from ..inference import Answer, load
@@ -136,6 +145,22 @@ def _bpc(args: argparse.Namespace) -> int:
     settings = settings_from_args(LMEvalSettings, args)
     rows, table = evaluate_language_models(settings)
     print(f"\n{describe_text(rows, settings)}\n")
+    print(table)
+    if settings.json_out is not None:
+        print(f"\nJSON: {settings.json_out}")
+    return 0
+
+
+def _image_use(args: argparse.Namespace) -> int:
+    from ..evaluation import EvalInputError
+    from ..evaluation.image_use import ImageUseSettings, measure_image_use
+
+    try:
+        settings = settings_from_args(ImageUseSettings, args)
+        _, table = measure_image_use(settings)
+    except EvalInputError as exc:   # bad input, like a usage error: exit 2, as `ko-hypervl eval` does
+        print(f"ko-hypervl model image-use: error: {exc}", file=sys.stderr)
+        return 2
     print(table)
     if settings.json_out is not None:
         print(f"\nJSON: {settings.json_out}")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
@@ -26,7 +25,7 @@ from .baseline import tesseract_on_rows
 from .data import EvalData, EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
-from .image_use import answer_losses, image_use_by_kind
+from .image_use import answer_losses, blank_like, image_use_by_kind
 from .latency import LatencySummary, measure_latency
 from .provenance import checkpoint_summary, hardware_summary
 from .scoring import ModeScores, VisualTokenSummary, score_answers, summarize_visual_tokens
@@ -199,11 +198,6 @@ def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str,
     log.info("%s: exact match %.1f%% over %d questions in %.1f s", mode, 100 * result.scores.exact_match.accuracy,
              result.scores.exact_match.n, seconds)
     return result, answers
-
-
-def blank_like(image: Image.Image) -> Image.Image:
-    """A white image of ``image``'s size: the same tiles and visual tokens, nothing to read."""
-    return Image.new("RGB", image.size, "white")
 
 
 def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, settings: EvalSettings,
