@@ -389,14 +389,14 @@ def test_end_to_end_report(report, checkpoint):
 def test_end_to_end_files(report, checkpoint):
     names = {path.name for path in report.files}
     assert names == {"model_card.md", "eval.json", "predictions.jsonl", "accuracy_by_task.png",
-                     "tokens_vs_accuracy.png"}
+                     "tokens_vs_accuracy.png", "image_use.png"}
     out = report.files[0].parent
     saved = json.loads((out / "eval.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(records) == 4 * len(report.questions)    # three modes and the blank-image baseline
     assert [r["prediction"] for r in records if r["mode"] == "low"] == report.predictions["low"]
-    for png in ("accuracy_by_task.png", "tokens_vs_accuracy.png"):
+    for png in ("accuracy_by_task.png", "tokens_vs_accuracy.png", "image_use.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = (out / "model_card.md").read_text(encoding="utf-8")
     assert card.startswith("# Model card: tiny-vlm")
@@ -407,7 +407,7 @@ def test_end_to_end_files(report, checkpoint):
     assert "| metric | auto | low | high | blank image‡ |" in card and "‡ blank image: high mode" in card
     assert "Seeing the image adds" in card and f"{saved['blank_image']['same_answers']} of " in card and "| task | questions | auto | low | high | blank image‡ |" in card
     assert "Teacher-forced, the images lower the loss of the exact answers by" in card
-    assert "### What the images are worth (answer loss, teacher-forced)" in card
+    assert "### What the images are worth (answer loss, teacher-forced)" in card and "![image_use](image_use.png)" in card
     assert f"| ocr | {saved['blank_image']['answer_loss']['ocr']['n']} |" in card
     assert "No ablation results were given" in card
     assert len(saved["targets"]) == 10 and saved["ablations"] == {}
@@ -527,3 +527,12 @@ def test_cli_image_use_compares_checkpoints(checkpoint, tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     with pytest.raises(EvalInputError, match="at least one checkpoint"):
         ImageUseSettings(models=[])
+
+
+def test_reports_without_the_answer_loss_get_no_image_use_plot(report, tmp_path):
+    from ko_hypervl.evaluation.plots import write_plots
+
+    old = report.to_dict()
+    old["blank_image"] = {"ran": False}      # an earlier report, or --no-blank-image
+    assert {path.name for path in write_plots(old, tmp_path)} == {"accuracy_by_task.png", "tokens_vs_accuracy.png"}
+    assert "What the images are worth" not in results_markdown(old)

@@ -97,9 +97,35 @@ def plot_tokens_vs_accuracy(report: dict, path: Path) -> Path:
     return path
 
 
-PLOTS = {"accuracy_by_task.png": plot_accuracy_by_task, "tokens_vs_accuracy.png": plot_tokens_vs_accuracy}
+def plot_image_use(report: dict, path: Path) -> Path | None:
+    """Bars per kind: nats per answer token the images save, with 2-SE error bars (None when not measured)."""
+    use = (report.get("blank_image") or {}).get("answer_loss")
+    if not use:
+        return None
+    plt = _pyplot()
+    kinds = list(use)
+    gains = [use[k]["gain"] for k in kinds]
+    errors = [2 * use[k]["gain_se"] if use[k]["gain_se"] == use[k]["gain_se"] else 0.0 for k in kinds]
+    with plt.rc_context(_rc()):
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+        colors = ["#d62728" if k == "all" else "#7f7f7f" for k in kinds]
+        ax.barh(range(len(kinds)), gains, xerr=errors, color=colors, capsize=4)
+        ax.set_yticks(range(len(kinds)), [f"{k} (n={use[k]['n']})" for k in kinds])
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("nats per answer token saved by the images (± 2 SE)")
+        ax.set_title("이미지가 줄여 주는 정답 손실 (what the images are worth)")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    return path
+
+
+PLOTS = {"accuracy_by_task.png": plot_accuracy_by_task, "tokens_vs_accuracy.png": plot_tokens_vs_accuracy,
+         "image_use.png": plot_image_use}
 
 
 def write_plots(report: dict, out: Path) -> list[Path]:
-    """Every plot of ``PLOTS`` into ``out``."""
-    return [plot(report, out / name) for name, plot in PLOTS.items()]
+    """Every plot of ``PLOTS`` the report has the numbers for, into ``out``."""
+    paths = [plot(report, out / name) for name, plot in PLOTS.items()]
+    return [path for path in paths if path is not None]
