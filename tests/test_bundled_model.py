@@ -62,3 +62,18 @@ def test_it_loads_by_default_in_float32_and_answers_with_a_vrc_decision(vlm):
     auto, low = answers["auto"].decisions[0], answers["low"].decisions[0]
     assert auto.chosen_by == "vrc" and auto.visual_tokens <= auto.full_visual_tokens
     assert low.branch == "small" and low.visual_tokens < auto.full_visual_tokens
+
+
+def test_the_readme_says_what_the_card_measured_about_the_images():
+    # the README's front-door table tells users whether the bundled model's answers depend on the image; that
+    # number must be the card's, from the same eval run
+    from pathlib import Path
+
+    report = json.loads((BUNDLED / "eval.json").read_text(encoding="utf-8"))
+    use = report["blank_image"]["answer_loss"]["all"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    if abs(use["gain"]) < 5e-4:       # the README says the answers do not depend on the image: still true?
+        assert "흰 이미지와 손실 차 0.000" in readme and "번들 모델은 정확히 0.000" in readme
+    else:                              # a new bundle that uses its images: the README must say so
+        assert f"{use['gain']:+.3f}" in readme
+    assert "What the images are worth" in (BUNDLED / "model_card.md").read_text(encoding="utf-8")
