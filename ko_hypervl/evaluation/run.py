@@ -200,7 +200,7 @@ def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str,
     return result, answers
 
 
-def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, settings: EvalSettings,
+def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, images: LazyImages, settings: EvalSettings,
                          progress: bool) -> tuple[dict, list[str]]:
     """The blank-image baseline: high mode, every image replaced by ``blank_like`` it."""
     blanks = LazyImages(data.dataset, lambda image: blank_like(vlm.image_processor.load(image)))
@@ -210,8 +210,8 @@ def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, settings: EvalSettings,
     scores = score_answers(data.questions, answers)
     log.info("blank image: exact match %.1f%%", 100 * scores.exact_match.accuracy)
     # the same tiles for both (in high mode they do not depend on the content), so only the content differs
-    seen = answer_losses(vlm, LazyImages(data.dataset, vlm.image_processor.load), data.questions, decisions,
-                         settings.batch_size, desc="answer loss (images)", progress=progress)
+    seen = answer_losses(vlm, images, data.questions, decisions, settings.batch_size, desc="answer loss (images)",
+                         progress=progress)
     unseen = answer_losses(vlm, blanks, data.questions, decisions, settings.batch_size,
                            desc="answer loss (blank images)", progress=progress)
     use = image_use_by_kind(data.questions, seen, unseen)
@@ -233,7 +233,7 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
         results[mode], predictions[mode] = evaluate_mode(vlm, data, images, mode, settings, progress)
     blank = {"ran": False}
     if settings.blank_image:
-        blank, predictions[BLANK_IMAGE] = evaluate_blank_image(vlm, data, settings, progress)
+        blank, predictions[BLANK_IMAGE] = evaluate_blank_image(vlm, data, images, settings, progress)
         if seen := predictions.get(BLANK_IMAGE_MODE):   # how many answers the image did not change at all
             blank["same_answers"] = sum(a == b for a, b in zip(seen, predictions[BLANK_IMAGE]))
     return EvalReport(
