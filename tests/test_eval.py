@@ -408,6 +408,7 @@ def test_end_to_end_files(report, checkpoint):
     assert "Seeing the image adds" in card and f"{saved['blank_image']['same_answers']} of " in card and "| task | questions | auto | low | high | blank image‡ |" in card
     assert "Teacher-forced, the images lower the loss of the exact answers by" in card
     assert "### What the images are worth (answer loss, teacher-forced)" in card and "![image_use](image_use.png)" in card
+    assert card.count("![image_use](image_use.png)") == 1       # once, with the other plots
     assert f"| ocr | {saved['blank_image']['answer_loss']['ocr']['n']} |" in card
     assert "No ablation results were given" in card
     assert len(saved["targets"]) == 10 and saved["ablations"] == {}

@@ -125,7 +125,7 @@ def image_use_lines(blank: dict) -> list[str]:
                      "saved by the images (± 2 SE)"], rows),
             "", "Exact match stays at its floor long after a model starts to look at images; the loss of the exact "
                 "answers moves as soon as the image tells the model anything about them. A saving within 2 SE of "
-                "zero is no evidence the model uses the images.", "", "![image_use](image_use.png)"]
+                "zero is no evidence the model uses the images (plot: image_use.png, with the others below)."]
 
 
 def results_markdown(report: dict) -> str:

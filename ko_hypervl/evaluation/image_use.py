@@ -27,7 +27,7 @@ from ..imagecorpus.records import KINDS, QA, conversation
 from ..inference import MODES, KoHyperVL, VRCDecision
 from ..settings import setting, settings_dict
 from ..training.data import ConversationEncoder, collate
-from ..training.losses import next_token_targets, predicting_positions
+from ..training.losses import gather_target_logits, next_token_targets, predicting_positions
 from ..training.stages import visual_spread
 from .data import EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
@@ -73,15 +73,16 @@ def answer_losses(vlm: KoHyperVL, images: Sequence, questions: list[EvalQuestion
 
 
 def _batch_losses(model, inputs: dict, branch: str, device) -> list[AnswerLoss]:
-    labels = inputs["labels"]
+    labels = inputs["labels"].to(device)
     positions = predicting_positions(labels)
     out = model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
                 pixel_values=inputs["pixel_values"].to(device), image_grid=inputs["image_grid"].to(device),
-                branch=branch, logits_to_keep=positions.to(device))
-    targets = labels[:, 1:][:, positions].to(device)
-    mask = next_token_targets(labels)[:, positions].to(device)
-    nats = nn.functional.cross_entropy(out.logits.float().transpose(1, 2), targets.clamp(min=0), reduction="none")
-    return [AnswerLoss(float(nats[row][mask[row]].sum()), int(mask[row].sum())) for row in range(len(labels))]
+                branch=branch, logits_to_keep=positions)
+    # the target tokens as training gathers them, row after row, so each row's are the next ``counts[row]``
+    logits, targets = gather_target_logits(out.logits, labels, positions)
+    nats = nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    counts = next_token_targets(labels).sum(dim=1).tolist()
+    return [AnswerLoss(float(row.sum()), len(row)) for row in nats.split(counts)]
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, images: LazyImages, set
     unseen = answer_losses(vlm, blanks, data.questions, decisions, settings.batch_size,
                            desc="answer loss (blank images)", progress=progress)
     use = image_use_by_kind(data.questions, seen, unseen)
-    log.info("the images save %.3f ± %.3f nats per answer token", use["all"].gain, use["all"].gain_se)
+    log.info("the images save %.3f ± %.3f (2 SE) nats per answer token", use["all"].gain, 2 * use["all"].gain_se)
     return {"ran": True, "mode": BLANK_IMAGE_MODE, **scores.to_dict(),
             "answer_loss": {kind: result.to_dict() for kind, result in use.items()}}, answers
 
