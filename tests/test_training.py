@@ -22,7 +22,7 @@ from ko_hypervl.training.losses import (distillation_kl_sum, gather_target_logit
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.sampling import global_batch, micro_batches, process_share
 from ko_hypervl.training.stages import (AlignSettings, DCLSettings, SFTSettings, VisionLanguageSettings,
-                                        VisionLanguageStage, visual_spread)
+                                        COLLAPSE_PATIENCE, VisionLanguageStage, visual_spread)
 from ko_hypervl.training.vrc import _turn_of_targets, label_scales, operating_point
 
 FIXTURES = Path(__file__).parent / "fixtures" / "user_data"
@@ -291,12 +291,28 @@ def test_visual_spread_tells_a_collapsed_encoder_from_a_working_one(tiny, caplog
     from datasets import Dataset
 
     rows = Dataset.from_list([{"id": "x", "messages": MESSAGES, "tasks": ["max", "title"]}])
-    stage = VisionLanguageStage("sft", SFTSettings(init=Path("a"), data=Path("b")), rows, processor, seed=0)
+    stage = VisionLanguageStage("sft", SFTSettings(init=Path("a"), data=Path("b"), branches="both"), rows,
+                                processor, seed=0)
     with caplog.at_level("WARNING"):
-        stage.warn_on_collapse("large", visual_spread(collapsed))
-        stage.warn_on_collapse("large", visual_spread(collapsed))   # said once per branch, not every step
-        stage.warn_on_collapse("small", 0.4)
+        # one batch of near-blank images dips below the line and recovers: no alarm
+        for spread in [0.4, 0.01] * COLLAPSE_PATIENCE:
+            stage.warn_on_collapse("large", spread)
+        assert not caplog.records
+        for _ in range(2 * COLLAPSE_PATIENCE):   # a collapse stays there: said once per branch, not every step
+            stage.warn_on_collapse("large", visual_spread(collapsed))
+            stage.warn_on_collapse("small", 0.4)
     assert [r.getMessage().count("large branch's visual tokens have collapsed") for r in caplog.records] == [1]
+    assert "--vision-lr-scale 0.1" in caplog.records[0].getMessage()
+
+    # the advice is what the stage has not tried: encoders already at 0.1× → freeze them
+    slow = VisionLanguageStage("sft", SFTSettings(init=Path("a"), data=Path("b"), vision_lr_scale=0.1), rows,
+                               processor, seed=0)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        for _ in range(COLLAPSE_PATIENCE):
+            slow.warn_on_collapse("large", 0.0)
+    assert len(caplog.records) == 1 and "--no-train-vision" in caplog.records[0].getMessage()
+    assert "--vision-lr-scale 0.1" not in caplog.records[0].getMessage()
 
 
 def test_alignment_trains_encoders_and_projectors_with_the_language_model_frozen(tiny):

@@ -182,6 +182,9 @@ class DCLSettings(VisionLanguageSettings):
 
 # visual tokens whose spread falls below this are (nearly) one vector: the image no longer reaches the LM
 COLLAPSED_SPREAD = 0.05
+# ...for this many micro-batches in a row: one batch of near-blank images dips below it and recovers (the tiny
+# recipe's align stage did at step 9 with the encoders at 0.1× rate), a collapse stays there
+COLLAPSE_PATIENCE = 8
 
 
 @torch.no_grad()
@@ -223,6 +226,7 @@ class VisionLanguageStage(Stage):
         self.seed = seed
         self.branches = branch_names(settings.branches)
         self.collapse_warned: set[str] = set()
+        self.collapsed_run = {branch: 0 for branch in self.branches}   # micro-batches in a row below the line
 
     def describe(self) -> dict:
         return settings_dict(self.settings) | {"rows": len(self.rows)}
@@ -294,11 +298,22 @@ class VisionLanguageStage(Stage):
         return total, parts
 
     def warn_on_collapse(self, branch: str, spread: float) -> None:
-        if spread < COLLAPSED_SPREAD and branch not in self.collapse_warned:
-            self.collapse_warned.add(branch)
-            log.warning("%s: the %s branch's visual tokens have collapsed (spread %.3f < %g: every token nearly "
-                        "the same vector), so the answers cannot depend on the image; train the encoder slower "
-                        "(--vision-lr-scale 0.1) or freeze it (--no-train-vision)", self.name, branch, spread, COLLAPSED_SPREAD)
+        """Say once per branch when its visual tokens stay (nearly) one vector for ``COLLAPSE_PATIENCE``
+        micro-batches in a row, with the remedy this stage has not tried yet."""
+        self.collapsed_run[branch] = self.collapsed_run.get(branch, 0) + 1 if spread < COLLAPSED_SPREAD else 0
+        if self.collapsed_run[branch] < COLLAPSE_PATIENCE or branch in self.collapse_warned:
+            return
+        self.collapse_warned.add(branch)
+        if not self.settings.train_vision:
+            remedy = "the encoders are frozen, so look at the projector's learning rate (--learning-rate)"
+        elif self.settings.vision_lr_scale > 0.1:
+            remedy = "train the encoders slower (--vision-lr-scale 0.1) or freeze them (--no-train-vision)"
+        else:
+            remedy = (f"the encoders already train at {self.settings.vision_lr_scale:g}× the rate: freeze them "
+                      "(--no-train-vision) or lower --learning-rate")
+        log.warning("%s: the %s branch's visual tokens have collapsed (spread %.3f < %g for %d micro-batches in a "
+                    "row: every token nearly the same vector), so the answers cannot depend on the image; %s",
+                    self.name, branch, spread, COLLAPSED_SPREAD, COLLAPSE_PATIENCE, remedy)
 
     def estimate_memory(self, model, trainable, micro_batch_size):
         answer_tokens = 256   # logits are computed at answer positions only
