@@ -464,6 +464,20 @@ def test_the_encoders_learning_rate_after_a_reading_stage(tmp_path):
             PipelineSettings(out=tmp_path, recipe="tiny", vision_lr_scale=bad)
 
 
+def test_freeze_vision_keeps_the_encoders_fixed_in_align_sft_and_dcl(tmp_path):
+    from ko_hypervl.training.pipeline import PipelineSettings, _stage_settings
+
+    frozen = PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10, freeze_vision=True)
+    slow = PipelineSettings(out=tmp_path, recipe="tiny", read_steps=10)
+    for stage in ("align", "sft", "dcl"):
+        settings = _stage_settings(RECIPES["tiny"], stage, frozen, tmp_path / "read", tmp_path / "data")
+        assert not settings.train_vision and settings.train_projector and settings.init == tmp_path / "read"
+        settings = _stage_settings(RECIPES["tiny"], stage, slow, tmp_path / "read", tmp_path / "data")
+        assert settings.train_vision and settings.vision_lr_scale == 0.1
+    with pytest.raises(ValueError, match="--freeze-vision keeps the encoders fixed"):
+        PipelineSettings(out=tmp_path, recipe="tiny", freeze_vision=True, vision_lr_scale=0.1)
+
+
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")

@@ -10,19 +10,20 @@ set -euo pipefail
 RUN=${1:-runs/ko-hypervl-tiny}    # a finished (or at least instruction-tuned) `train pipeline --recipe tiny` run
 OUT=${2:-runs/ablation-dcl}
 EVAL_FLAGS=(${EVAL_FLAGS:---max-new-tokens 64})
-# the run's own DCL stage settings (its pipeline.json: recipe, --steps-scale and the encoders' learning
-# rate), so the budget is the same by construction; only the KL is off
+# the run's own DCL stage settings (its pipeline.json: recipe, --steps-scale and the encoders: fixed or at
+# which rate), so the budget is the same by construction; only the KL is off
 read -r -a DCL_FLAGS <<< "$(python - "$RUN/pipeline.json" <<'PY'
 import json, sys
 from ko_hypervl.training.pipeline import PipelineSettings
 run = json.load(open(sys.argv[1], encoding="utf-8"))
 dcl = dict(run["recipe"]["train"]["dcl"])
-# the encoders' learning-rate share the pipeline gave its DCL stage (--vision-lr-scale, or 0.1 after reading)
-dcl["vision_lr_scale"] = PipelineSettings(**run["settings"]).encoder_lr_scale
+# the encoders as the pipeline's DCL stage had them: fixed (--freeze-vision) or at a share of its rate
+dcl.update(PipelineSettings(**run["settings"]).encoder_settings)
 dcl["steps"] = max(1, round(dcl["steps"] * run["settings"]["steps_scale"]))
 dcl["save_every"] = min(dcl.get("save_every", 50), dcl["steps"])
 dcl["seed"] = run["settings"]["seed"]
-print(" ".join(f"--{key.replace('_', '-')} {value}" for key, value in dcl.items()))
+flag = lambda key, value: (f"--{'' if value else 'no-'}{key}" if isinstance(value, bool) else f"--{key} {value}")
+print(" ".join(flag(key.replace("_", "-"), value) for key, value in dcl.items()))
 PY
 )"
 if [[ ! -f "$OUT/final/model.safetensors" ]]; then
