@@ -226,7 +226,7 @@ class VisionLanguageStage(Stage):
         self.seed = seed
         self.branches = branch_names(settings.branches)
         self.collapse_warned: set[str] = set()
-        self.collapsed_run = {branch: 0 for branch in self.branches}   # micro-batches in a row below the line
+        self.collapsed_run: dict[str, int] = {}   # per branch: micro-batches in a row below the line
 
     def describe(self) -> dict:
         return settings_dict(self.settings) | {"rows": len(self.rows)}
