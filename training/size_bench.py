@@ -10,19 +10,17 @@ import sys, time, json, torch
 from pathlib import Path
 from datasets import load_from_disk
 from ko_hypervl.model.build import ModelBuildSettings, build_model
-from ko_hypervl.training.stages import BRANCH_MODULES, VisionLanguageStage, DCLSettings, SFTSettings
+from ko_hypervl.training.stages import VisionLanguageStage, DCLSettings, SFTSettings
 torch.set_num_threads(2)
 cfg = json.loads(sys.argv[2]); branches = sys.argv[3] if len(sys.argv) > 3 else "both"
 frozen = sys.argv[4:] == ["frozen-vision"]
 model, proc = build_model(ModelBuildSettings(**cfg))
-encoders = tuple(f"{encoder}." for encoder, _ in BRANCH_MODULES.values())
-for name, p in model.named_parameters():
-    p.requires_grad_(not (frozen and name.startswith(encoders)))
 n = sum(p.numel() for p in model.parameters())
 ds = load_from_disk(sys.argv[1])["train"]
-S = (DCLSettings if branches == "both" else SFTSettings)(init=Path("."), data=Path("."), max_length=4096, **({} if branches=="both" else {"branches": branches}))
+S = (DCLSettings if branches == "both" else SFTSettings)(init=Path("."), data=Path("."), max_length=4096, train_vision=not frozen, **({} if branches=="both" else {"branches": branches}))
 st = VisionLanguageStage("dcl", S, ds, proc, 0)
-opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
+# the stage's own choice of what trains (its branches' encoders unless frozen, projectors, LM)
+opt = torch.optim.AdamW([p for _, p in st.trainable_parameters(model)], 1e-4)
 times = []; toks = []
 for step in range(4):
     idx = [(step * 8 + i) % len(st.rows) for i in range(8)]

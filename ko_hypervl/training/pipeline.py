@@ -121,8 +121,8 @@ class PipelineSettings:
     vision_lr_scale: float = setting(0.0, help="the encoders' learning rate in align, sft and dcl as a share of "
                                                "each stage's (0: 1, or 0.1 after a reading stage, which it protects)")
     freeze_vision: bool = setting(False, help="keep both encoders fixed in align, sft and dcl (after a reading "
-                                              "stage they already read; with a stem this makes an instruction-tuning "
-                                              "step 1.6-1.9× faster, and fixed encoders cannot flatten)")
+                                              "stage they already read; no backward pass through them makes each step "
+                                              "cheaper, and fixed encoders cannot flatten)")
     tile_size: int = setting(0, help="tile side of both built-in encoders (0: the recipe's)")
     patch_size: int = setting(0, help="patch side of both built-in encoders (0: the recipe's; e.g. 16 with "
                                       "--tile-size 128 and a four-width stem, which pools to the whole patch)")
