@@ -478,6 +478,33 @@ def test_freeze_vision_keeps_the_encoders_fixed_in_align_sft_and_dcl(tmp_path):
         PipelineSettings(out=tmp_path, recipe="tiny", freeze_vision=True, vision_lr_scale=0.1)
 
 
+def test_the_tiny_read_recipe_reads_its_own_lines_then_keeps_the_encoders_fixed_and_flags_override_it(tmp_path):
+    from ko_hypervl.training.pipeline import (PipelineSettings, _read_settings, _stage_settings, _train_settings,
+                                              model_settings)
+
+    recipe = RECIPES["tiny-read"]
+    run = PipelineSettings(out=tmp_path, recipe="tiny-read")
+    assert run.runs_stage("read") and run.read_line_count == 5000 and run.freezes_vision
+    model = model_settings(recipe, run)
+    assert (model["tile_size"], model["patch_size"]) == (128, 16)
+    assert model["vit_stem_channels"] == model["small_vit_stem_channels"] == (16, 32, 64, 128)
+    read = _read_settings(recipe, run, tmp_path / "lm", tmp_path / "data")
+    assert (read.order, read.blank_prior, read.data) == ("columns", 0.95, tmp_path / "read-data")
+    assert (_train_settings(recipe, "read", run).steps, _train_settings(recipe, "sft", run).steps) == (1000, 400)
+    for stage in ("align", "sft", "dcl"):
+        assert not _stage_settings(recipe, stage, run, tmp_path / "read", tmp_path / "data").train_vision
+    # a flag given on the command line wins over the recipe
+    flagged = PipelineSettings(out=tmp_path, recipe="tiny-read", read_order="rows", read_blank_prior=0.0,
+                               read_lines=7, read_steps=30, vision_lr_scale=0.1)
+    read = _read_settings(recipe, flagged, tmp_path / "lm", tmp_path / "data")
+    assert (read.order, read.blank_prior, flagged.read_line_count) == ("rows", 0.0, 7)
+    assert _train_settings(recipe, "read", flagged).steps == 30
+    assert not flagged.freezes_vision and flagged.encoder_settings == {"vision_lr_scale": 0.1}
+    # the recipes without a reading stage keep their encoders trainable and render no reading corpus
+    assert not PipelineSettings(out=tmp_path, recipe="tiny").freezes_vision
+    assert PipelineSettings(out=tmp_path, recipe="tiny").read_line_count == 0
+
+
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")
