@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tokenizers import Tokenizer
 
 from ko_hypervl.checkpoint import load_checkpoint
 from ko_hypervl.cli import main
@@ -17,7 +18,7 @@ from ko_hypervl.evaluation.language import (LMEvalSettings, evaluate_language_mo
                                             language_model_bits_per_char, scoring_windows, stream_nll)
 from ko_hypervl.textcorpus import load_text_corpus
 from ko_hypervl.tokenization import SPECIAL_TOKENS, bundled_tokenizer_dir, load_tokenizer, train
-from ko_hypervl.tokenization.train import TokenizerTrainSettings, train_tokenizer
+from ko_hypervl.tokenization.train import TokenizerTrainSettings, spans_words, train_tokenizer
 from ko_hypervl.training.data import document_token_ids, pack_text_blocks
 
 TINY_FLAGS = ["--tile-size", "56", "--patch-size", "14", "--vit-hidden-size", "32", "--vit-layers", "1",
@@ -79,8 +80,11 @@ def test_twin_has_our_special_tokens_ids_and_encode_pipeline(twin_dir):
     assert twin.chat_template == ours.chat_template
     spec_twin, spec_ours = (json.loads((d / "tokenizer.json").read_text(encoding="utf-8"))
                             for d in (twin_dir, bundled_tokenizer_dir()))
-    for part in ("pre_tokenizer", "decoder", "post_processor", "normalizer"):
+    for part in ("decoder", "post_processor", "normalizer"):
         assert spec_twin[part] == spec_ours[part], part
+    # the twin is plain BPE: GPT-2's word pre-tokenizer, no token across a space; ours may join phrases
+    assert spec_twin["pre_tokenizer"]["type"] == "ByteLevel" and spec_twin["pre_tokenizer"]["use_regex"]
+    assert not spans_words(Tokenizer.from_file(str(twin_dir / "tokenizer.json")))
     assert json.loads((twin_dir / "training_args.json").read_text())["method"] == "plain"
 
 

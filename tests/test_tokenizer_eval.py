@@ -51,23 +51,24 @@ def test_eval_prints_the_tradeoff_curve_with_its_ceiling(tmp_path, capsys):
     args = ["tokenizer", "eval", "--text", str(text), "--no-baselines", "--speed-seconds", "0.05",
             "--plot", str(tmp_path / "bars.png"), "--tradeoff-plot", str(plot), "--json-out", str(tmp_path / "s.json"),
             "--vocab-size", "1500", "--tradeoff-train-lines", "3000", "--join-shares", "0.0", "0.4",
-            "--space-join-shares", "0.4", "--cache-dir", str(cache)]
+            "--space-join-shares", "0.4", "--phrase-shares", "0.3", "--cache-dir", str(cache)]
     assert main(args) == 0
     out = capsys.readouterr().out
     section = out[out.index("Trade-off along our join knob"):]
     for row in ("| morpheme joins 0.00 |", "| morpheme joins 0.40 |", "| space joins 0.40 |",
+                "| morpheme joins 0.10 + phrases 0.30 |",
                 "| ceiling: 1,152 most frequent whole morphemes", "| ceiling: every morpheme of the training text"):
         assert row in section
     assert "- highest share on the curve:" in section and "(chosen)" not in section  # bundled is 32k, not 1,500
     assert plot.read_bytes()[:4] == b"\x89PNG"
     record = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["tradeoff"]
-    assert [(p["joins"], p["join_share"]) for p in record["points"]] == [("morphemes", 0.0), ("morphemes", 0.4),
-                                                                         ("space", 0.4)]
-    shares = {(p["joins"], p["join_share"]): p["morpheme_cut_share"] for p in record["points"]}
+    assert [(p["joins"], p["join_share"], p["phrase_share"]) for p in record["points"]] == [
+        ("morphemes", 0.0, 0.0), ("morphemes", 0.4, 0.0), ("space", 0.4, 0.0), ("morphemes", 0.1, 0.3)]
+    shares = {(p["joins"], p["join_share"], p["phrase_share"]): p["morpheme_cut_share"] for p in record["points"]}
     ceiling = max(c["share"] for c in record["ceilings"])
     assert all(share <= ceiling for share in shares.values())
     cached = sorted(cache.glob("knob-*-1500.json"))
-    assert len(cached) == 3 and all(p.with_name(p.name + ".stamp.json").is_file() for p in cached)
+    assert len(cached) == 4 and all(p.with_name(p.name + ".stamp.json").is_file() for p in cached)
     mtimes = [p.stat().st_mtime_ns for p in cached]
     assert main(args) == 0  # second run: the knob tokenizers come from the cache
     assert [p.stat().st_mtime_ns for p in cached] == mtimes
@@ -92,7 +93,7 @@ def test_bundled_tokenizer_knob_is_the_chosen_point():
     from ko_hypervl.tokenization.bundled import bundled_tokenizer_dir
     from ko_hypervl.tokenization.tradeoff import KnobPoint
 
-    assert KnobPoint.of_tokenizer(bundled_tokenizer_dir(), 32000) == KnobPoint("morphemes", 0.4)
+    assert KnobPoint.of_tokenizer(bundled_tokenizer_dir(), 32000) == KnobPoint("morphemes", 0.1, 0.4)
     assert KnobPoint.of_tokenizer(bundled_tokenizer_dir(), 1500) is None
 
 

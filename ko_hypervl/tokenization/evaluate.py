@@ -47,6 +47,10 @@ class TokenizerEvalSettings:
                                              help="trade-off points: join_share values with joins of whole morphemes")
     space_join_shares: tuple[float, ...] = setting((0.2, 0.4),
                                                    help="trade-off points: join_share values with space joins only")
+    phrase_shares: tuple[float, ...] = setting((0.2, 0.3, 0.4, 0.5),
+                                               help="trade-off points: phrase_share values (joins across a space), "
+                                                    "each with --phrase-join-share")
+    phrase_join_share: float = setting(0.1, help="join_share of the phrase trade-off points")
     tradeoff_train_lines: int = setting(0, help="train the trade-off tokenizers on at most this many corpus lines "
                                                 "(0: the whole train split, as the bundled tokenizer)")
     tradeoff_plot: Path | None = setting(Path("tokenizer_tradeoff.png"), help="trade-off curve PNG to write")
@@ -178,7 +182,9 @@ def evaluate(settings: TokenizerEvalSettings) -> EvalResult:
         from .train import training_lines
 
         chosen = KnobPoint.of_tokenizer((settings.tokenizer or [bundled_tokenizer_dir()])[0], settings.vocab_size)
-        curve = tradeoff(text, knob_points(settings.join_shares, settings.space_join_shares), settings.vocab_size,
+        points = knob_points(settings.join_shares, settings.space_join_shares, settings.phrase_shares,
+                             settings.phrase_join_share)
+        curve = tradeoff(text, points, settings.vocab_size,
                          training_lines(max_lines=settings.tradeoff_train_lines), settings.cache_dir, chosen)
     return EvalResult(scores, skipped, description, curve)
 

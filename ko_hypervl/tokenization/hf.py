@@ -37,32 +37,34 @@ def _check_text(value, what: str = "text") -> None:
         raise TypeError(f"{what} must be str or a list of str, not {type(value).__name__}")
 
 
-def is_safe_cut(text: str, cut: int) -> bool:
+def is_safe_cut(text: str, cut: int, spans_words: bool = False) -> bool:
     """Whether splitting ``text`` at ``cut`` leaves byte-level pre-tokenization unchanged.
 
     The pre-tokenizer attaches one leading space to the following word and keeps a newline apart from
     the word before it, so a cut right before a single space between two non-spaces, or right before a
-    newline that follows a non-space, separates the same pre-tokens the whole text has.
+    newline that follows a non-space, separates the same pre-tokens the whole text has. With phrase
+    joins (``spans_words``) a pre-token runs across single spaces, so only the newline cut is safe.
     """
     if not 0 < cut < len(text) or text[cut - 1].isspace():
         return False
     if text[cut] == "\n":
         return True
-    return text[cut] == " " and cut + 1 < len(text) and not text[cut + 1].isspace()
+    return not spans_words and text[cut] == " " and cut + 1 < len(text) and not text[cut + 1].isspace()
 
 
-def chunk_boundaries(text: str, chunk_chars: int) -> Iterator[tuple[int, int]]:
+def chunk_boundaries(text: str, chunk_chars: int, spans_words: bool = False) -> Iterator[tuple[int, int]]:
     """``(start, end)`` chunks of at most ``chunk_chars`` characters, cut at safe positions.
 
     The ids of the chunks, concatenated, equal the ids of the whole text wherever every cut is safe.
-    Only a window of ``chunk_chars // 2`` with no space or newline at all (e.g. a long digit run) is
-    cut hard; decoding still gives the text back exactly.
+    Only a window of ``chunk_chars // 2`` with no safe cut at all (e.g. a long digit run; for a phrase
+    tokenizer, a long paragraph without a line break) is cut hard; decoding still gives the text back
+    exactly.
     """
     start, n = 0, len(text)
     while n - start > chunk_chars:
         cut = start + chunk_chars
         lo = start + chunk_chars // 2
-        while cut > lo and not is_safe_cut(text, cut):
+        while cut > lo and not is_safe_cut(text, cut, spans_words):
             cut -= 1
         if cut == lo:
             cut = start + chunk_chars
@@ -91,12 +93,15 @@ class KoHyperVLTokenizer(TokenizersBackend):
     def encode_long(self, text: str, chunk_chars: int = 1 << 20) -> list[int]:
         """Ids of arbitrarily long text, encoded chunk by chunk so memory stays bounded by the chunk.
 
-        Equal to ``encode(text, add_special_tokens=False)`` whenever the text has a space or newline in
-        every half-chunk window (see ``chunk_boundaries``); exact round trip always.
+        Equal to ``encode(text, add_special_tokens=False)`` whenever the text has a safe cut (a space or
+        newline; a newline for a phrase tokenizer) in every half-chunk window (see ``chunk_boundaries``);
+        exact round trip always.
         """
+        from .train import spans_words
+
         _check_text(text)
         ids: list[int] = []
-        for start, end in chunk_boundaries(text, chunk_chars):
+        for start, end in chunk_boundaries(text, chunk_chars, spans_words(self._tokenizer)):
             ids.extend(self._tokenizer.encode(text[start:end], add_special_tokens=False).ids)
         return ids
 

@@ -7,9 +7,10 @@ value on the same corpus and vocabulary size (cached), scores each on the same h
 same run, and adds the ceiling of ``ceiling.py``: what no knob value of any whole-morpheme vocabulary of
 this size could beat on that text.
 
-Two knobs: ``morphemes`` joins at several ``join_share`` values (any run of whole morphemes and a
-leading space), and ``space`` joins (only a leading space with one morpheme, which adds no boundary
-inside a word).
+Three knobs: ``morphemes`` joins at several ``join_share`` values (any run of whole morphemes and a
+leading space), ``space`` joins (only a leading space with one morpheme, which adds no boundary
+inside a word), and phrase joins at several ``phrase_share`` values (whole morphemes joined across a
+space, train.py round 3), which buy chars/token with fewer joins inside words.
 """
 
 from __future__ import annotations
@@ -35,10 +36,17 @@ CUT_SHARE_TARGET = 0.95
 class KnobPoint:
     joins: str
     join_share: float
+    phrase_share: float = 0.0
 
     @property
     def label(self) -> str:
-        return f"{'morpheme' if self.joins == 'morphemes' else self.joins} joins {self.join_share:.2f}"
+        label = f"{'morpheme' if self.joins == 'morphemes' else self.joins} joins {self.join_share:.2f}"
+        return f"{label} + phrases {self.phrase_share:.2f}" if self.phrase_share else label
+
+    @property
+    def series(self) -> str:
+        """The curve a point belongs to on the plot: its join kind, or phrases at a fixed join_share."""
+        return f"phrases (join_share {self.join_share:.2f})" if self.phrase_share else self.joins
 
     @classmethod
     def of_tokenizer(cls, directory: Path, vocab_size: int) -> KnobPoint | None:
@@ -50,7 +58,7 @@ class KnobPoint:
         if (args.get("method", "morpheme") != "morpheme" or "join_share" not in args
                 or args.get("vocab_size") != vocab_size):
             return None
-        return cls(args.get("joins", "morphemes"), float(args["join_share"]))
+        return cls(args.get("joins", "morphemes"), float(args["join_share"]), float(args.get("phrase_share", 0.0)))
 
 
 @dataclass
@@ -61,7 +69,7 @@ class Tradeoff:
 
     def to_dict(self) -> dict:
         return {
-            "points": [{"joins": p.joins, "join_share": p.join_share, **asdict(s)} for p, s in self.points],
+            "points": [{**asdict(p), **asdict(s)} for p, s in self.points],
             "ceilings": [asdict(c) for c in self.ceilings],
             "chosen": asdict(self.chosen) if self.chosen else None,
         }
@@ -70,14 +78,16 @@ class Tradeoff:
     def from_dict(cls, record: dict) -> Tradeoff:
         """Back from ``to_dict`` (the ``tradeoff`` of ``tokenizer eval --json-out``), e.g. to redraw the plot."""
         names = {f.name for f in fields(TokenizerScore)}
-        points = [(KnobPoint(p["joins"], p["join_share"]), TokenizerScore(**{k: v for k, v in p.items() if k in names}))
-                  for p in record["points"]]
+        points = [(KnobPoint(p["joins"], p["join_share"], p.get("phrase_share", 0.0)),
+                   TokenizerScore(**{k: v for k, v in p.items() if k in names})) for p in record["points"]]
         chosen = KnobPoint(**record["chosen"]) if record.get("chosen") else None
         return cls(points, [CutShareCeiling(**c) for c in record["ceilings"]], chosen)
 
 
-def knob_points(join_shares: Sequence[float], space_join_shares: Sequence[float]) -> list[KnobPoint]:
-    return [KnobPoint("morphemes", s) for s in join_shares] + [KnobPoint("space", s) for s in space_join_shares]
+def knob_points(join_shares: Sequence[float], space_join_shares: Sequence[float],
+                phrase_shares: Sequence[float] = (), phrase_join_share: float = 0.1) -> list[KnobPoint]:
+    return ([KnobPoint("morphemes", s) for s in join_shares] + [KnobPoint("space", s) for s in space_join_shares]
+            + [KnobPoint("morphemes", phrase_join_share, s) for s in phrase_shares])
 
 
 def corpus_sha256(lines: Sequence[str]) -> str:
@@ -100,11 +110,14 @@ def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cach
     from .train import TokenizerTrainSettings, train_tokenizer
 
     settings = TokenizerTrainSettings(out=Path("unused"), vocab_size=vocab_size, joins=point.joins,
-                                      join_share=point.join_share, cache_dir=cache_dir)
+                                      join_share=point.join_share, phrase_share=point.phrase_share,
+                                      cache_dir=cache_dir)
     if cache_dir is None:
         return train_tokenizer(settings, lines)
-    path = Path(cache_dir) / f"knob-{point.joins}-{point.join_share:.2f}-{vocab_size}.json"
+    phrases = f"-phrases-{point.phrase_share:.2f}" if point.phrase_share else ""
+    path = Path(cache_dir) / f"knob-{point.joins}-{point.join_share:.2f}{phrases}-{vocab_size}.json"
     stamp = {"kind": "ko-hypervl knob", "joins": point.joins, "join_share": point.join_share,
+             "phrase_share": point.phrase_share,
              "vocab_size": vocab_size, "min_frequency": settings.min_frequency,
              "corpus_sha256": lines_sha256, "tokenizers": tokenizers_version,
              # a change to the training code retrains rather than reusing a tokenizer it would no longer make
@@ -188,16 +201,19 @@ def plot_tradeoff(result: Tradeoff, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colors = {"morphemes": "#d62728", "space": "#1f77b4"}
-    for joins, color in colors.items():
-        pts = sorted(((p, s) for p, s in result.points if p.joins == joins), key=lambda ps: ps[0].join_share)
-        if not pts:
-            continue
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
+    series = list(dict.fromkeys(p.series for p, _ in result.points))
+    for name, color in zip(series, palette):
+        pts = sorted(((p, s) for p, s in result.points if p.series == name),
+                     key=lambda ps: (ps[0].phrase_share, ps[0].join_share))
+        knob = "phrase_share" if pts[0][0].phrase_share else "join_share"
+        label = name if pts[0][0].phrase_share else f"{pts[0][0].label.rsplit(' ', 1)[0]} ({knob})"
         xs = [100 * s.morpheme_cut_share for _, s in pts]
         ys = [s.chars_per_token for _, s in pts]
-        ax.plot(xs, ys, "o-", color=color, label=f"{pts[0][0].label.rsplit(' ', 1)[0]} (join_share)")
+        ax.plot(xs, ys, "o-", color=color, label=label)
         for (p, _), x, y in zip(pts, xs, ys):
-            ax.annotate(f"{p.join_share:.2f}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            value = p.phrase_share if p.phrase_share else p.join_share
+            ax.annotate(f"{value:.2f}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     for p, s in result.points:
         if p == result.chosen:
             ax.plot([100 * s.morpheme_cut_share], [s.chars_per_token], "*", ms=16, color="gold", mec="black",

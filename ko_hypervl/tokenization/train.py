@@ -18,10 +18,19 @@ bytes) with the merges of round 1 followed by those of round 2. ``join_share`` s
 vocabulary goes to round 2: more means fewer tokens per text; fewer leaves room for rarer morphemes.
 ``joins="space"`` restricts round 2 to a leading space with one whole morpheme, which removes no
 boundary on a morpheme cut but stops short of 2 chars/token (``tokenizer eval`` shows both).
+3. **Phrase joins** (``phrase_share`` > 0). A third BPE round joins whole-morpheme tokens *across a
+   single space* and onto punctuation (수+ 있다 → 수 있다, 밝혔+다. → 밝혔다., 에 +대해 → 에 대해):
+   Korean writes particles, endings and auxiliaries as their own words, and the same few word pairs
+   recur in every sentence. These joins remove only boundaries at a space or before punctuation, never
+   one inside a morpheme, and they are what lets a morpheme-aware 32k vocabulary spend fewer tokens
+   than plain BPE of the same size (which can only join inside a word). A phrase token may start with
+   a space but never ends with one. The encode-time pre-tokenizer then cuts text only at line breaks
+   and runs of two or more spaces (:data:`PHRASE_SPLIT`), so phrases can form.
 
 ``method="plain"`` trains the ablation twin: ordinary byte-level BPE on the same lines, with the same
-vocabulary size, special tokens and encode-time pipeline, but no Kiwi, no morpheme or space cuts and no
-round 2, so an LM trained on each isolates what the morpheme-aware vocabulary is worth.
+vocabulary size, special tokens, decoder and post-processor, but no Kiwi, no morpheme or space cuts, no
+round 2 or 3 and GPT-2's word pre-tokenizer (what plain BPE is), so an LM trained on each isolates what
+the morpheme-aware vocabulary is worth.
 """
 
 from __future__ import annotations
@@ -48,18 +57,27 @@ PIECE_DELIMITER = "\ue000"  # marks a morpheme cut in training text; removed by 
 _PUA_BASE = 0xF0000  # supplementary private-use plane: one character per round-1 token id in round 2
 METHODS = ("morpheme", "plain")
 JOIN_KINDS = ("morphemes", "space")
+# Encode-time pre-tokens of a phrase tokenizer: runs of non-space text joined by single spaces (each
+# with at most one leading space), then whitespace the way GPT-2's pattern treats it. A line break or a
+# double space ends a phrase; rounds 1 and 2 still never cross a GPT-2 word, because no merge of theirs
+# pairs letters with punctuation or digits or ends in a space.
+PHRASE_SPLIT = r"(?: ?[^\s]+)+|\s+(?!\S)|\s+"
 
 
 @dataclass
 class TokenizerTrainSettings:
     out: Path = setting(help="directory to write the tokenizer to")
     vocab_size: int = setting(32000, help="total vocabulary size, special tokens and the 256 bytes included")
-    join_share: float = setting(0.4, help="share of the learned vocabulary spent on joins of whole morphemes "
-                                         "(0.4: >= 2 chars/token on held-out text; `tokenizer eval` shows the trade-off)")
+    join_share: float = setting(0.1, help="share of the learned vocabulary spent on joins of whole morphemes inside "
+                                         "a word (학교+에); `tokenizer eval` shows the trade-off")
     joins: str = setting("morphemes", help="what round 2 may join: morphemes: any run of whole morphemes "
                                            "(학교+에, 했+잖아요) and a leading space; space: only a leading space "
                                            "with one whole morpheme (' 학교'), which adds no boundary inside a word",
                          choices=JOIN_KINDS)
+    phrase_share: float = setting(0.4, help="share of the learned vocabulary spent on phrase joins: whole-morpheme "
+                                             "tokens joined across one space or onto punctuation (수 있다, 밝혔다.); "
+                                             "lets tokens span words, which plain BPE of the same size cannot "
+                                             "(0.1 + 0.4: fewer tokens than that twin; 0: no token spans a space)")
     min_frequency: int = setting(2, help="a merge must occur at least this often")
     max_lines: int = setting(0, help="train on at most this many corpus lines (0: the whole train split)")
     kiwi_workers: int = setting(-1, help="Kiwi threads for the morpheme analysis (-1: all cores)")
@@ -80,12 +98,30 @@ class TokenizerTrainSettings:
             raise ValueError(f"unknown join kind {self.joins!r}; choose from {', '.join(JOIN_KINDS)}")
         if not 0.0 <= self.join_share < 1.0:
             raise ValueError("join_share must be in [0, 1)")
+        if not 0.0 <= self.phrase_share < 1.0 or self.join_share + self.phrase_share >= 1.0:
+            raise ValueError("phrase_share must be in [0, 1) and join_share + phrase_share below 1 "
+                             "(round 1 needs some vocabulary for the morphemes themselves)")
 
 
 def _byte_level():
     from tokenizers import pre_tokenizers
 
     return pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+
+
+def _phrase_pre_tokenizer():
+    """Encode time for a tokenizer with phrase joins: pre-tokens may hold several words (PHRASE_SPLIT)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PHRASE_SPLIT), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+    ])
+
+
+def spans_words(backend) -> bool:
+    """Whether a ``tokenizers.Tokenizer`` of ours can join words (phrase joins): its pre-tokens span spaces."""
+    return PHRASE_SPLIT in backend.pre_tokenizer.__getstate__().decode("utf-8").replace("\\\\", "\\")
 
 
 def training_lines(corpus_dir: Path | None = None, max_lines: int = 0) -> list[str]:
@@ -188,6 +224,13 @@ def train_morpheme_joins(words: Counter, num_joins: int, min_frequency: int,
         for ids, n in words.items():
             for seg in _segments(ids):
                 segments[seg] += n
+    return _train_private_use_bpe(segments, num_joins, min_frequency)
+
+
+def _train_private_use_bpe(segments: Counter, num_joins: int, min_frequency: int) -> list[tuple[str, str]]:
+    """BPE merges over counted strings of private-use characters (one character per token id)."""
+    from tokenizers import Tokenizer, models, trainers
+
     if not segments or num_joins <= 0:
         return []
     alphabet = sorted({ch for seg in segments for ch in seg})
@@ -204,8 +247,53 @@ def train_morpheme_joins(words: Counter, num_joins: int, min_frequency: int,
     return [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in json.loads(tok.to_str())["model"]["merges"]]
 
 
-def assemble(piece_tok, joins: Sequence[tuple[str, str]], vocab_size: int):
-    """One byte-level BPE: round-1 vocabulary and merges, then the joins, up to ``vocab_size`` tokens."""
+def phrase_runs(tok, lines: Sequence[str], cuts: Sequence[Sequence[int]]) -> Counter:
+    """Round 3's training units: runs of whole-morpheme tokens inside each phrase pre-token.
+
+    ``tok`` is the round-1+2 tokenizer; each line is encoded with it and a token counts as whole when
+    both of its edges lie on a morpheme cut, a space edge or a line end (so a morpheme that round 1
+    split stays out of every join, as in round 2). A token of only whitespace may start a run but not
+    continue one, so no phrase token ends in a space.
+    """
+    from tokenizers import Regex, pre_tokenizers
+
+    phrases = pre_tokenizers.Split(Regex(PHRASE_SPLIT), "isolated")
+    runs: Counter = Counter()
+    run: list[int] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            runs["".join(chr(_PUA_BASE + i) for i in run)] += 1
+        run.clear()
+
+    batch = 4096
+    for i in tqdm(range(0, len(lines), batch), desc="phrase runs", unit="batch", mininterval=2):
+        encodings = tok.encode_batch(list(lines[i : i + batch]), add_special_tokens=False)
+        for line, line_cuts, enc in zip(lines[i : i + batch], cuts[i : i + batch], encodings):
+            edges = {0, len(line), *with_space_cuts(line, line_cuts)}
+            edges.update(p for p in range(1, len(line)) if line[p].isspace() and not line[p - 1].isspace())
+            ends = iter(end for _, (_, end) in phrases.pre_tokenize_str(line))
+            phrase_end = next(ends, len(line))
+            for token_id, (start, end) in zip(enc.ids, enc.offsets):
+                while start >= phrase_end:
+                    flush()
+                    phrase_end = next(ends, len(line) + 1)
+                if start not in edges or end not in edges:
+                    flush()
+                    continue
+                if line[start:end].isspace():
+                    flush()
+                run.append(token_id)
+            flush()
+    return runs
+
+
+def assemble(piece_tok, joins: Sequence[tuple[str, str]], vocab_size: int, phrases: bool = False):
+    """One byte-level BPE: ``piece_tok``'s vocabulary and merges, then the joins, up to ``vocab_size`` tokens.
+
+    ``joins`` are pairs of private-use strings over ``piece_tok``'s ids. ``phrases`` gives it the phrase
+    pre-tokenizer (pre-tokens that span words) instead of GPT-2's word pattern.
+    """
     from tokenizers import Tokenizer, decoders, processors
 
     spec = json.loads(piece_tok.to_str())
@@ -231,7 +319,8 @@ def assemble(piece_tok, joins: Sequence[tuple[str, str]], vocab_size: int):
             total += 1
     spec["model"]["merges"] = [list(m) for m in merges]
     tok = Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
-    tok.pre_tokenizer = _byte_level()  # encode time: plain byte-level words, no Kiwi, no delimiter
+    # encode time: plain byte-level words (or phrases), no Kiwi, no delimiter
+    tok.pre_tokenizer = _phrase_pre_tokenizer() if phrases else _byte_level()
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     return tok
@@ -251,14 +340,21 @@ def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | Non
     log.info("morpheme analysis of %d lines (%d characters)", len(lines), sum(map(len, lines)))
     cuts = cached_morpheme_cuts(lines, settings.kiwi_workers, settings.cache_dir)
     learned = settings.vocab_size - len(SPECIAL_TOKENS) - 256
-    piece_vocab = settings.vocab_size - int(learned * settings.join_share)
+    word_vocab = settings.vocab_size - int(learned * settings.phrase_share)  # rounds 1 and 2
+    piece_vocab = word_vocab - int(learned * settings.join_share)
     piece_tok = train_morpheme_pieces([delimit(l, c) for l, c in zip(lines, cuts)], piece_vocab, settings.min_frequency)
     words = morpheme_token_words(piece_tok, lines, cuts)
-    want = settings.vocab_size - piece_tok.get_vocab_size()
-    # ask for extra joins: some coincide with round-1 merges and are skipped in assemble()
+    want = word_vocab - piece_tok.get_vocab_size()
+    # ask for extra joins: some coincide with earlier merges and are skipped in assemble()
     space_id = piece_tok.token_to_id(to_byte_level(" ")) if settings.joins == "space" else None
     joins = train_morpheme_joins(words, int(want * 1.1) + 10, settings.min_frequency, space_id)
-    tok = assemble(piece_tok, joins, settings.vocab_size)
+    tok = assemble(piece_tok, joins, word_vocab)
+    if settings.phrase_share > 0:
+        runs = phrase_runs(tok, lines, cuts)
+        want = settings.vocab_size - tok.get_vocab_size()
+        # round 3: BPE over those runs, merges as private-use pairs over the round-1+2 ids
+        joins = _train_private_use_bpe(runs, int(want * 1.1) + 10, settings.min_frequency)
+        tok = assemble(tok, joins, settings.vocab_size, phrases=True)
     log.info("trained %d-token vocabulary in %.0f s", tok.get_vocab_size(), time.time() - t0)
     return tok
 
@@ -266,8 +362,8 @@ def train_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str] | Non
 def train_plain_tokenizer(lines: Sequence[str], vocab_size: int, min_frequency: int, t0: float | None = None):
     """The ablation twin: round 1 alone on the raw lines (no delimiter in them, so no cut), assembled like ours.
 
-    ``assemble`` gives it the same encode-time pre-tokenizer, decoder and post-processor as ours; the
-    trainer reserves the same special tokens at the same ids.
+    ``assemble`` gives it GPT-2's word pre-tokenizer and the same decoder and post-processor as ours;
+    the trainer reserves the same special tokens at the same ids.
     """
     t0 = time.time() if t0 is None else t0
     log.info("plain byte-level BPE on %d lines (%d characters), no morpheme analysis", len(lines), sum(map(len, lines)))

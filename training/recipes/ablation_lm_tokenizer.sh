@@ -7,6 +7,7 @@
 # Resumable: rerun the same command; finished steps are skipped and the LM runs resume (use a new OUT to
 # change the settings).
 #   STEPS=20 bash training/recipes/ablation_lm_tokenizer.sh runs/ablation-quick   # a quick look
+#   OURS_TOKENIZER=path/to/tokenizer bash training/recipes/ablation_lm_tokenizer.sh runs/ablation-x  # another of ours
 set -euo pipefail
 OUT=${1:-runs/ablation-lm}
 # the tiny recipe's lm stage (ko_hypervl/training/pipeline.py RECIPES["tiny"])
@@ -18,6 +19,8 @@ LR=${LR:-2e-3}
 WARMUP=${WARMUP:-10}
 SEED=${SEED:-0}
 VOCAB=32000   # the bundled tokenizer's (ko_hypervl/assets/tokenizer/ko-hypervl-32k/training_args.json)
+# ours: the bundled tokenizer, or another of ours to compare (e.g. a candidate from `ko-hypervl tokenizer train`)
+OURS_TOKENIZER=${OURS_TOKENIZER:-}
 # the tiny recipe's model sizes (TINY_MODEL in ko_hypervl/training/pipeline.py)
 MODEL_FLAGS=(--tile-size 112 --patch-size 14 --vit-hidden-size 128 --vit-layers 4 --small-vit-hidden-size 64
              --small-vit-layers 2 --pixel-shuffle-factor 2 --small-pixel-shuffle-factor 4 --lm-hidden-size 256
@@ -35,7 +38,7 @@ fi
 
 # 2. two untrained models, identical but for the tokenizer (and so the embedding rows)
 if [[ ! -f "$OUT/ours-init/processor_config.json" ]]; then
-  ko-hypervl model init "${MODEL_FLAGS[@]}" --out "$OUT/ours-init"
+  ko-hypervl model init "${MODEL_FLAGS[@]}" ${OURS_TOKENIZER:+--tokenizer "$OURS_TOKENIZER"} --out "$OUT/ours-init"
 fi
 if [[ ! -f "$OUT/bpe-init/processor_config.json" ]]; then
   ko-hypervl model init "${MODEL_FLAGS[@]}" --tokenizer "$OUT/bpe-tokenizer" --out "$OUT/bpe-init"
