@@ -54,7 +54,7 @@ from .specials import SPECIAL_TOKENS
 log = logging.getLogger(__name__)
 
 PIECE_DELIMITER = "\ue000"  # marks a morpheme cut in training text; removed by the training pre-tokenizer
-_PUA_BASE = 0xF0000  # supplementary private-use plane: one character per round-1 token id in round 2
+_PUA_BASE = 0xF0000  # supplementary private-use plane: one character per token id in rounds 2 and 3
 METHODS = ("morpheme", "plain")
 JOIN_KINDS = ("morphemes", "space")
 # Encode-time pre-tokens of a phrase tokenizer: runs of non-space text joined by single spaces (each
@@ -120,8 +120,12 @@ def _phrase_pre_tokenizer():
 
 
 def spans_words(backend) -> bool:
-    """Whether a ``tokenizers.Tokenizer`` of ours can join words (phrase joins): its pre-tokens span spaces."""
-    return PHRASE_SPLIT in backend.pre_tokenizer.__getstate__().decode("utf-8").replace("\\\\", "\\")
+    """Whether a ``tokenizers.Tokenizer`` has phrase joins: its pre-tokenizer splits with PHRASE_SPLIT."""
+    if backend.pre_tokenizer is None:
+        return False
+    state = json.loads(backend.pre_tokenizer.__getstate__())
+    parts = state.get("pretokenizers", [state])
+    return any(p.get("type") == "Split" and p.get("pattern", {}).get("Regex") == PHRASE_SPLIT for p in parts)
 
 
 def training_lines(corpus_dir: Path | None = None, max_lines: int = 0) -> list[str]:
