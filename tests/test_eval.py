@@ -37,8 +37,9 @@ from ko_hypervl.training.data import ConversationEncoder, collate
 TINY = dict(tile_size=56, patch_size=14, vit_hidden_size=32, vit_layers=1, small_vit_hidden_size=16,
             small_vit_layers=1, lm_hidden_size=32, lm_layers=1, lm_heads=2, lm_kv_heads=1, lm_intermediate_size=64,
             max_positions=512, max_tiles=6)
-TRAINING_SUMMARY = {"total_hours": 1.5, "stages": [{"stage": "lm", "steps": 100, "tokens_per_s": 5400.0},
-                                                   {"stage": "sft", "steps": 40, "tokens_per_s": 1200.5}]}
+TRAINING_SUMMARY = {"recipe": "tiny", "total_seconds": 5400.0, "hardware": {"device": "cpu", "cpu_count": 2},
+                    "stages": [{"stage": "lm", "steps": 100, "tokens_per_s": 5400.0},
+                               {"stage": "sft", "steps": 40, "tokens_per_s": 1200.5}]}
 FAST = dict(num=1, max_new_tokens=3, batch_size=4, latency_samples=1, tesseract=False)
 
 
@@ -229,7 +230,7 @@ def test_settings_command_reproduces_the_settings(tmp_path):
 
 def test_json_markdown_renders_any_training_summary():
     lines = json_markdown(TRAINING_SUMMARY)
-    assert "| total_hours | 1.5 |" in lines
+    assert "| total_seconds | 5400.0 |" in lines and "| recipe | tiny |" in lines
     assert "| stage | steps | tokens_per_s |" in lines and "| sft | 40 | 1200.5 |" in lines
     assert json_markdown([1, 2]) == ["```json", "[\n 1,\n 2\n]", "```"]
 
@@ -411,7 +412,9 @@ def test_end_to_end_files(report, checkpoint):
     assert card.count("![image_use](image_use.png)") == 1       # once, with the other plots
     assert f"| ocr | {saved['blank_image']['answer_loss']['ocr']['n']} |" in card
     assert "No ablation results were given" in card
-    assert len(saved["targets"]) == 10 and saved["ablations"] == {}
+    assert len(saved["targets"]) == 12 and saved["ablations"] == {}
+    recipe = next(t for t in saved["targets"] if t["target"].startswith("the full recipe"))
+    assert recipe["met"] is True and recipe["measured"].startswith("1.50 h: recipe tiny")   # the checkpoint's summary
     ocr = next(t for t in saved["targets"] if t["target"].startswith("OCR"))
     assert ocr["met"] is None and "--no-tesseract" in ocr["reference"]   # no baseline: never counted as met
     check_checkpoint_dir(checkpoint)   # the run wrote nothing into the checkpoint

@@ -26,7 +26,8 @@ def _tally(correct, n=100, **extra):
     return {"n": n, "correct": correct, "accuracy": round(correct / n, 4), **extra}
 
 
-def _mode(em, *, tokens=100.0, full=100.0, ttft=0.2, charts=90, exams=90, cer=0.05, kobest=(7, 10, 0.45)):
+def _mode(em, *, tokens=100.0, full=100.0, ttft=0.2, charts=90, exams=90, cer=0.05, kobest=(7, 10, 0.45),
+          speed=20.0):
     return {"mode": "?", "exact_match": _tally(em),
             "exact_match_by_task": {"lookup": _tally(em)},
             "exact_match_by_kind": {"charts": _tally(charts), "exams": _tally(exams)},
@@ -37,11 +38,11 @@ def _mode(em, *, tokens=100.0, full=100.0, ttft=0.2, charts=90, exams=90, cer=0.
             "visual_tokens": {"images": 100, "mean_visual_tokens": tokens, "mean_full_visual_tokens": full,
                               "saved_share": round(1 - tokens / full, 4), "mean_scale": tokens / full},
             "latency": {"samples": 5, "mean_time_to_first_token_s": ttft, "median_time_to_first_token_s": ttft,
-                        "mean_tokens_per_s": 20.0, "mean_total_s": 1.0, "mean_new_tokens": 10.0},
+                        "mean_tokens_per_s": speed, "mean_total_s": 1.0, "mean_new_tokens": 10.0},
             "answer_seconds": 10.0}
 
 
-def _report(auto=None, high=None, low=None, tesseract_cer=0.2, dcl=1.0):
+def _report(auto=None, high=None, low=None, tesseract_cer=0.2, dcl=1.0, hours=2.5, train_device="cpu", cores=2):
     """An eval.json dict whose every target is met, unless the arguments say otherwise."""
     modes = {"auto": auto or _mode(80, tokens=40.0, full=100.0, ttft=0.25),
              "high": high or _mode(80, ttft=0.3),
@@ -58,8 +59,11 @@ def _report(auto=None, high=None, low=None, tesseract_cer=0.2, dcl=1.0):
                       "max_tiles": 20, "vrc_scales": [0.5, 1.0], "dtype": "float32",
                       "tokenizer": {"name": "ko-hypervl-32k (bundled)", "class": "PreTrainedTokenizerFast",
                                     "vocabulary": 32000}},
-            "hardware": {"device": "cpu"}, "data": copy.deepcopy(DATA), "modes": modes, "tesseract": tess,
-            "training_summary": {"stages": [{"stage": "dcl", "settings": {"DCLSettings": {"kl_weight": dcl}}}]},
+            "hardware": {"device": "cpu", "torch_threads": 2}, "data": copy.deepcopy(DATA), "modes": modes,
+            "tesseract": tess,
+            "training_summary": {"recipe": "tiny", "total_seconds": hours * 3600,
+                                 "hardware": {"device": train_device, "cpu_count": cores},
+                                 "stages": [{"stage": "dcl", "settings": {"DCLSettings": {"kl_weight": dcl}}}]},
             "files": []}
 
 
@@ -81,7 +85,7 @@ def _bpc(ours=(1.20, 0.50), twin=(1.25, 0.60)):
 
 def _rows(report, ablations=None) -> dict[str, TargetRow]:
     rows = target_rows(report, ablations)
-    keys = ["tokens", "kept", "dcl", "ttft", "charts", "exams", "ocr", "kobest", "bpc", "tpc"]
+    keys = ["tokens", "kept", "dcl", "ttft", "cpu", "recipe", "charts", "exams", "ocr", "kobest", "bpc", "tpc"]
     assert len(rows) == len(keys)
     return dict(zip(keys, rows))
 
@@ -99,6 +103,9 @@ def test_every_target_met():
     assert rows["dcl"].measured.startswith("gap 4.0 pts") and "gap 20.0 pts" in rows["dcl"].reference
     assert "ratio 0.20" in rows["dcl"].reference
     assert rows["ttft"].measured.startswith("3.00×")
+    assert rows["cpu"].measured == "250 ms to first token, 20.0 tokens/s (mean of 5 answers)"
+    assert rows["cpu"].reference == "cpu, 2 threads"
+    assert rows["recipe"].measured.startswith("2.50 h: recipe tiny, stages dcl")
     assert rows["charts"].measured == "90.0% (90/100)" and rows["charts"].reference == "high 90.0%, low 80.0%"
     assert rows["ocr"].reference == "Tesseract CER 0.200"
     assert rows["kobest"].measured == "70.0% (7/10)" and "chance 45.0%" in rows["kobest"].reference
@@ -111,6 +118,9 @@ def test_every_target_met():
     ("kept", _report(auto=_mode(78, tokens=40.0)), {}),                              # 97.5 % kept
     ("dcl", _report(low=_mode(68, tokens=20.0, full=20.0, ttft=0.1)), {NO_DCL: _twin(80, 60)}),   # 12 > 20 / 2
     ("ttft", _report(low=_mode(76, tokens=20.0, full=20.0, ttft=0.2)), {}),          # 1.5×
+    ("cpu", _report(auto=_mode(80, tokens=40.0, ttft=1.0)), {}),                     # 1 s is not under 1 s
+    ("cpu", _report(auto=_mode(80, tokens=40.0, speed=19.9)), {}),
+    ("recipe", _report(hours=3.0), {}),
     ("charts", _report(auto=_mode(80, tokens=40.0, charts=84)), {}),
     ("exams", _report(auto=_mode(80, tokens=40.0, exams=80)), {}),
     ("ocr", _report(auto=_mode(80, tokens=40.0, cer=0.25)), {}),
@@ -148,14 +158,29 @@ def test_boundaries_count_as_met():
     assert rows["kept"].met is False                   # 79 / 80 = 98.75 %
     assert rows["dcl"].met is True                     # 10 pts = ½ × 20 pts
     assert rows["ttft"].met is True                    # exactly 2×
+    assert rows["cpu"].met is True                     # exactly 20 tokens/s
+
+
+def test_speed_and_training_time_count_only_on_the_cpu_they_are_about():
+    gpu = _report()
+    gpu["hardware"] = {"device": "cuda", "torch_threads": 16}
+    row = _rows(gpu)["cpu"]
+    assert row.met is None and row.reference == "measured on cuda, 16 threads, not on a CPU"
+    for report in (_report(train_device="cuda", hours=0.5), _report(cores=16, hours=0.5)):
+        row = _rows(report)["recipe"]
+        assert row.met is None and "not the 2-core CPU" in row.reference
+    untrained = _report()
+    untrained["training_summary"] = None
+    assert _rows(untrained)["recipe"].met is None
 
 
 def test_targets_not_measurable_without_modes_baselines_or_ablations():
     only_low = _report()
     only_low["modes"] = {"low": only_low["modes"]["low"]}
     rows = _rows(only_low)
+    assert rows.pop("recipe").met is True              # the training time needs no mode
     assert all(row.met is None for row in rows.values())
-    for name in ("tokens", "kept", "dcl", "ttft", "charts", "exams", "ocr", "kobest"):
+    for name in ("tokens", "kept", "dcl", "ttft", "cpu", "charts", "exams", "ocr", "kobest"):
         assert rows[name].measured == "not evaluated", name
     assert "needs mode(s) auto, high" in rows["kept"].reference
     assert rows["bpc"].measured == "not measured" and "--ablations lm-tokenizer=PATH" in rows["bpc"].reference
@@ -178,6 +203,7 @@ def test_missing_latency_kinds_and_twin_modes_are_not_measurable():
     twin["modes"].pop("low")
     rows = _rows(report, {NO_DCL: twin})
     assert rows["ttft"].met is None and "--latency-samples 0" in rows["ttft"].reference
+    assert rows["cpu"].met is None and "--latency-samples 0" in rows["cpu"].reference
     assert rows["charts"].met is None and "no charts rows" in rows["charts"].reference
     assert rows["ocr"].met is None and rows["kobest"].met is None
     assert rows["dcl"].met is None and "not evaluated in mode(s) low" in rows["dcl"].reference
@@ -275,7 +301,7 @@ def test_card_has_targets_and_ablations():
                                    LM_TOKENIZER: "runs/ablation-lm/bpc.json"})
     card = card_markdown(report, [], loaded)
     assert "## Targets" in card and "| target | measured | baseline / reference | met |" in card
-    assert card.count("✅ met") == 10
+    assert card.count("✅ met") == 12
     assert "## Ablations" in card and "### no-dcl" in card and "`runs/ablation-dcl/eval/eval.json`" in card
     assert "| exact match: low | 76.0% | 60.0% |" in card and "| gap high − low | 4.0 pts | 20.0 pts |" in card
     assert "| DCL KL weight by stage (training summary) | dcl 1.0 | dcl 0.0 |" in card

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
-from ko_hypervl.imagecorpus.records import load_split
+from ko_hypervl.imagecorpus.records import load_split, rows_spread_over_kinds
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training import TrainSettings, learning_rate_at
 from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, select_turns
@@ -252,6 +252,17 @@ def test_scale_labels_are_the_smallest_scale_within_the_tolerance():
     assert label_scales(losses, 0.05) == [2, 0, 3]
     assert label_scales(losses, 0.5) == [1, 0, 2]
     assert label_scales(losses, 10.0) == [0, 0, 0]
+    # with the answers right per scale: a scale within ε that loses an answer full resolution gets is not enough
+    correct = [[0.0, 1.0, 0.5, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
+    assert label_scales(losses, 10.0, correct) == [1, 0, 0]
+    assert label_scales(losses, 0.05, correct) == [3, 0, 3]
+
+
+def test_vrc_labels_a_subset_that_takes_every_kind_in_turn():
+    kinds = ["charts"] * 4 + ["exams"] * 2 + ["ocr"] * 3
+    assert rows_spread_over_kinds(kinds, 3) == [0, 4, 6]          # one of each, not the first three charts
+    assert rows_spread_over_kinds(kinds, 7) == [0, 1, 2, 4, 5, 6, 7]   # exams run out; the others go on in turn
+    assert rows_spread_over_kinds(kinds, 0) == rows_spread_over_kinds(kinds, 99) == list(range(9))
 
 
 def test_operating_point_counts_tokens_and_accuracy_against_full_resolution():
@@ -406,6 +417,10 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert 0 < dcl_log["visual_spread_large"] < 2 and 0 < dcl_log["visual_spread_small"] < 2
     curve = json.loads((smoke_run / "vrc" / "vrc_curve.json").read_text(encoding="utf-8"))
     assert [row["tolerance"] for row in curve["curve"]] == sorted(row["tolerance"] for row in curve["curve"])
+    # --max-images takes every kind (the corpus is ordered by kind: its first 12 rows are charts)
+    table = json.loads((smoke_run / "vrc" / "scale_table.json").read_text(encoding="utf-8"))
+    labelled = {row["id"].split("-")[0] for row in table["train"]}
+    assert len(table["train"]) == 12 and labelled == set(load_split(smoke_run / "data", "train")["kind"])
     assert (smoke_run / "vrc" / "vrc_curve.png").is_file() and "| dcl |" in (smoke_run / "throughput.md").read_text()
     # the VRC the pipeline fitted is the model's: its weights differ from the untrained one's
     trained = load_file(str(model_dir / "model.safetensors"))

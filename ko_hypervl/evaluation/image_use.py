@@ -30,7 +30,7 @@ from ..training.data import ConversationEncoder, collate
 from ..training.losses import gather_target_logits, next_token_targets, predicting_positions
 from ..training.stages import visual_spread
 from .data import EvalQuestion, LazyImages, load_eval_data
-from .errors import EvalInputError
+from .errors import EvalInputError, checkpoint_list
 from .generate import batches_by_size, decide_all
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,7 @@ class ImageUseSettings:
     def __post_init__(self) -> None:
         from .run import check_device
 
-        if isinstance(self.models, (str, Path)):
-            self.models = [self.models]
-        self.models = [str(m) for m in self.models]
-        if not self.models:
-            raise EvalInputError("give at least one checkpoint directory")
+        self.models = checkpoint_list(self.models)
         if self.num < 1 or self.batch_size < 1:
             raise EvalInputError(f"--num and --batch-size must be at least 1, got {self.num} and {self.batch_size}")
         unknown = [m for m in self.modes if m not in MODES]

@@ -28,6 +28,7 @@ import torch
 from ..settings import setting, settings_dict
 from ..textcorpus.load import SPLITS
 from ..training.data import document_token_ids, is_document
+from .errors import checkpoint_list
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,7 @@ class LMEvalSettings:
     progress: bool = setting(True, help="show progress bars")
 
     def __post_init__(self) -> None:
-        if isinstance(self.models, (str, Path)):
-            self.models = [self.models]
-        self.models = [str(m) for m in self.models]
-        if not self.models:
-            raise ValueError("give at least one checkpoint directory")
+        self.models = checkpoint_list(self.models)
         self.corpus = Path(self.corpus) if self.corpus is not None else None
         self.json_out = Path(self.json_out) if self.json_out is not None else None
         if self.split not in SPLITS:

@@ -136,11 +136,12 @@ class EvalReport:
         out = {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
                "hardware": self.hardware, "data": self.data,
                "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
-               "tesseract": self.tesseract, "blank_image": self.blank_image}
+               "tesseract": self.tesseract, "blank_image": self.blank_image,
+               "training_summary": self.training_summary}     # the training-time target reads it
         out["targets"] = [row.to_dict() for row in target_rows(out, self.ablations)]
         out["ablations"] = {name: str(path) for name, path in
                             parse_ablations(self.settings.ablations, must_exist=False).items()}
-        return {**out, "training_summary": self.training_summary, "files": [str(p) for p in self.files]}
+        return {**out, "files": [str(p) for p in self.files]}
 
     def prediction_records(self) -> list[dict]:
         """One record per (mode, question): the question, the exact answer and the model's."""

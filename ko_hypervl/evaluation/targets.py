@@ -1,5 +1,5 @@
-"""The issue #7 targets, checked from eval.json-style dicts: VRC savings, DCL, small-branch speed, accuracy
-targets, OCR against Tesseract, KoBEST against chance, and the tokenizer ablation.
+"""The issue #7 targets, checked from eval.json-style dicts: VRC savings, DCL, small-branch speed, speed on CPU,
+training time, accuracy targets, OCR against Tesseract, KoBEST against chance, and the tokenizer ablation.
 
 Everything here is a pure function of dicts: the main report (``EvalReport.to_dict()``), and the ablation
 files named by ``--ablations NAME=PATH``:
@@ -27,6 +27,10 @@ TOKENS_SAVED_MIN = 0.50        # auto spends ≥ 50 % fewer visual tokens than f
 ACCURACY_KEPT_MIN = 0.99       # … keeping ≥ 99 % of full-resolution exact match
 DCL_GAP_RATIO_MAX = 0.5        # small-branch gap with DCL ≤ ½ the no-DCL twin's
 TTFT_SPEEDUP_MIN = 2.0         # small branch answers ≥ 2× faster (time to first token)
+CPU_TTFT_MAX_S = 1.0           # on CPU, the default mode answers with its first token within 1 s …
+CPU_TOKENS_PER_S_MIN = 20.0    # … and decodes ≥ 20 tokens/s
+RECIPE_HOURS_MAX = 3.0         # the full recipe trains in under 3 hours on the 2-core CPU
+RECIPE_CPU_CORES = 2
 CHARTS_EM_MIN = 0.85
 EXAMS_EM_MIN = 0.85
 HEADLINE_MODE = "auto"         # the mode `ask` uses by default: the accuracy targets are measured in it
@@ -264,6 +268,40 @@ def ttft_row(report: dict) -> TargetRow:
                      speedup >= TTFT_SPEEDUP_MIN - EPS)
 
 
+def cpu_speed_row(report: dict) -> TargetRow:
+    target = (f"on CPU, {HEADLINE_MODE} answers with time to first token < {CPU_TTFT_MAX_S:g} s and "
+              f"≥ {CPU_TOKENS_PER_S_MIN:g} tokens/s")
+    if missing := _needs(report, HEADLINE_MODE):
+        return _not_evaluated(target, missing)
+    latency = report["modes"][HEADLINE_MODE].get("latency")
+    if not latency:
+        return TargetRow(target, NOT_MEASURED, "latency not measured (--latency-samples 0)", None)
+    ttft, speed = latency["mean_time_to_first_token_s"], latency["mean_tokens_per_s"]
+    measured = f"{1000 * ttft:.0f} ms to first token, {speed:.1f} tokens/s (mean of {latency['samples']} answers)"
+    hardware = report.get("hardware") or {}
+    where = f"{hardware.get('device', 'unknown device')}, {hardware.get('torch_threads', '?')} threads"
+    if hardware.get("device") != "cpu":
+        return TargetRow(target, measured, f"measured on {where}, not on a CPU", None)
+    return TargetRow(target, measured, where, ttft < CPU_TTFT_MAX_S and speed >= CPU_TOKENS_PER_S_MIN - EPS)
+
+
+def recipe_time_row(report: dict) -> TargetRow:
+    target = f"the full recipe trains in under {RECIPE_HOURS_MAX:g} hours on a {RECIPE_CPU_CORES}-core CPU"
+    summary = report.get("training_summary") or {}
+    seconds = summary.get("total_seconds")
+    if not seconds:
+        return TargetRow(target, NOT_MEASURED, "the checkpoint has no training summary", None)
+    stages = [stage.get("stage", "?") for stage in summary.get("stages", [])]
+    measured = (f"{seconds / 3600:.2f} h: recipe {summary.get('recipe', '?')}, stages {', '.join(stages)} "
+                "(rendering the images not counted)")
+    hardware = summary.get("hardware") or {}
+    cores = hardware.get("cpu_count")
+    where = f"trained on {hardware.get('device', 'an unknown device')}, {cores or '?'} cores"
+    if hardware.get("device") != "cpu" or not cores or cores > RECIPE_CPU_CORES:
+        return TargetRow(target, measured, f"{where}: not the {RECIPE_CPU_CORES}-core CPU", None)
+    return TargetRow(target, measured, where, seconds < RECIPE_HOURS_MAX * 3600)
+
+
 def kind_em_row(report: dict, kind: str, threshold: float, label: str) -> TargetRow:
     target = f"{label}: exact match ≥ {_at(threshold)} (kind {kind}, {HEADLINE_MODE} mode)"
     if missing := _needs(report, HEADLINE_MODE):
@@ -334,7 +372,8 @@ def target_rows(report: dict, ablations: dict[str, dict] | None = None) -> list[
     """Every issue #7 target as measured in ``report`` (an eval.json dict) and the loaded ``ablations``."""
     ablations = ablations or {}
     return [vrc_token_row(report), vrc_accuracy_row(report), dcl_gap_row(report, ablations.get(NO_DCL)),
-            ttft_row(report), kind_em_row(report, "charts", CHARTS_EM_MIN, "chart QA"),
+            ttft_row(report), cpu_speed_row(report), recipe_time_row(report),
+            kind_em_row(report, "charts", CHARTS_EM_MIN, "chart QA"),
             kind_em_row(report, "exams", EXAMS_EM_MIN, "exam pages"), ocr_row(report), kobest_row(report),
             *tokenizer_rows(ablations.get(LM_TOKENIZER))]
 

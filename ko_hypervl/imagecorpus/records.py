@@ -113,3 +113,25 @@ def load_split(dataset_dir, split: str, kinds: list[str] | None = None):
     if len(ds) == 0:
         raise ValueError(f"no samples{' of kind ' + ', '.join(kinds) if kinds else ''} in split {split!r} of {dataset_dir}")
     return ds
+
+
+def rows_spread_over_kinds(kinds: list[str], count: int) -> list[int]:
+    """Indices of ``count`` rows taken from each kind in turn (kinds in order of first appearance, each kind's rows
+    in the dataset's order); every row when ``count`` is 0 or at least the number of rows.
+
+    Why: a saved corpus is ordered by kind, so its first N rows are all charts; a subset that stands for the
+    corpus must take every kind, and take them equally until a kind runs out.
+    """
+    if count <= 0 or count >= len(kinds):
+        return list(range(len(kinds)))
+    queues: dict[str, list[int]] = {}
+    for index, kind in enumerate(kinds):
+        queues.setdefault(kind, []).append(index)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count:
+        for queue in queues.values():
+            if depth < len(queue) and len(chosen) < count:
+                chosen.append(queue[depth])
+        depth += 1
+    return sorted(chosen)

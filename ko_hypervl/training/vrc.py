@@ -2,9 +2,12 @@
 
 For every image the VLM's answer loss and greedy exact match are measured at each scale α (one batched
 forward per image, teacher-forced). The label for a tolerance ε is the smallest α whose loss stays within
-(1 + ε) of the loss at full resolution (HyperVL). The small CNN is then fitted to those labels, once per
-ε of a grid, to report tokens saved against accuracy kept on held-out images; the fit at the chosen ε
-goes into the model.
+(1 + ε) of the loss at full resolution (HyperVL) and, by default, that answers at least the turns right that
+full resolution does: a model that reads only a little gains a few percent of loss from the image, so a loss
+bound alone sends a text line it can read at full resolution down to the scale it cannot. The small CNN is
+then fitted to those labels, once per ε of a grid, to report tokens saved against accuracy kept on held-out
+images; the fit at the chosen ε goes into the model. ``--max-images`` takes every kind in turn: the corpus
+is ordered by kind, and a predictor that saw only charts never learns what a text line needs.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ class VRCSettings:
     label_split: str = setting("train", help="split whose images label and train the predictor")
     eval_split: str = setting("validation", help="split the tokens-versus-accuracy curve is measured on")
     kinds: list[str] = setting([], help="only these kinds (default all)")
-    max_images: int = setting(0, help="at most this many images per split (0: all)")
+    max_images: int = setting(0, help="at most this many images per split, taken from every kind in turn (0: all)")
     tolerance: float = setting(0.05, help="ε of the shipped predictor: smallest α with L(α) ≤ (1+ε)·L(1)")
     tolerances: list[float] = setting([0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
                                       help="ε grid of the tokens-saved versus accuracy curve")
+    keep_correct: bool = setting(True, help="a scale is enough only if it also gets at least the answers right "
+                                            "(teacher-forced, greedy) that full resolution gets right")
     fit_steps: int = setting(300, help="optimizer steps per predictor fit")
     fit_batch_size: int = setting(32, help="images per predictor step")
     fit_learning_rate: float = setting(3e-3, help="predictor learning rate (AdamW)")
@@ -58,15 +63,20 @@ class VRCSettings:
 
 # -- pure functions on the scale table -----------------------------------------------------------------------
 
-def label_scales(losses: list[list[float]], tolerance: float) -> list[int]:
-    """Per image, the index of the smallest scale whose loss ≤ (1 + tolerance) × the full-resolution loss.
+def label_scales(losses: list[list[float]], tolerance: float, correct: list[list[float]] | None = None) -> list[int]:
+    """Per image, the index of the smallest scale whose loss ≤ (1 + tolerance) × the full-resolution loss and,
+    when ``correct`` is given, whose share of answers right is at least full resolution's.
 
-    ``losses[i][j]`` is image i's answer loss at scale j, scales ascending with full resolution last.
+    ``losses[i][j]`` (and ``correct[i][j]``) is image i's answer loss (share right) at scale j, scales ascending
+    with full resolution last.
     """
     labels = []
-    for row in losses:
+    for i, row in enumerate(losses):
         bound = row[-1] * (1 + tolerance)
-        labels.append(next(j for j, loss in enumerate(row) if loss <= bound or j == len(row) - 1))
+        enough = [loss <= bound for loss in row]
+        if correct is not None:
+            enough = [ok and right >= correct[i][-1] for ok, right in zip(enough, correct[i])]
+        labels.append(next(j for j, ok in enumerate(enough) if ok or j == len(row) - 1))
     return labels
 
 
@@ -119,7 +129,8 @@ def measure_scales(model, encoder: ConversationEncoder, image, messages: list[di
 
 def build_scale_table(model, processor, dataset, settings: VRCSettings, split: str, table: dict, path: Path,
                       progress: bool) -> list[dict]:
-    """Measure every image of ``dataset`` (resuming from the rows already in ``table[split]``)."""
+    """Measure every image of ``dataset`` (resuming from the rows already in ``table[split]``); the rows in the
+    dataset's order."""
     from tqdm.auto import tqdm
 
     scales = list(model.config.vrc_scales)
@@ -127,8 +138,7 @@ def build_scale_table(model, processor, dataset, settings: VRCSettings, split: s
     suppressed = list(model.generation_config.suppress_tokens or [])
     rows = table.setdefault(split, [])
     done = {row["id"] for row in rows}
-    count = len(dataset) if not settings.max_images else min(settings.max_images, len(dataset))
-    for index in tqdm(range(count), desc=f"vrc labels ({split})", unit="img", disable=not progress):
+    for index in tqdm(range(len(dataset)), desc=f"vrc labels ({split})", unit="img", disable=not progress):
         record = dataset[index]
         if record["id"] in done:
             continue
@@ -137,7 +147,8 @@ def build_scale_table(model, processor, dataset, settings: VRCSettings, split: s
         if len(rows) % settings.save_every == 0:
             write_json_atomic(path, table)
     write_json_atomic(path, table)
-    return rows[:count]
+    by_id = {row["id"]: row for row in rows}
+    return [by_id[sample_id] for sample_id in dataset["id"]]
 
 
 # -- the predictor ---------------------------------------------------------------------------------------------
@@ -182,20 +193,24 @@ def predict(vrc: nn.Module, pixel_values: torch.Tensor, image_sizes: torch.Tenso
 def tolerance_curve(vrc, train_inputs, train_rows, eval_inputs, eval_rows, settings: VRCSettings, seed: int):
     """The predictor fitted at ``settings.tolerance``, and per ε of the grid the operating point on the held-out
     images of the oracle (the labels themselves) and of the predictor (the shared CNN, its head refitted at ε)."""
-    train_losses = [row["losses"] for row in train_rows]
-    shipped = fit_predictor(vrc, *train_inputs, label_scales(train_losses, settings.tolerance), settings, seed)
+    def labels_of(rows, tolerance):
+        return label_scales([row["losses"] for row in rows], tolerance,
+                            [row["correct"] for row in rows] if settings.keep_correct else None)
+
+    scale_count = len(train_rows[0]["losses"])
+    shipped = fit_predictor(vrc, *train_inputs, labels_of(train_rows, settings.tolerance), settings, seed)
     with torch.no_grad():
         pooled = shipped.pooled_features(train_inputs[0])
     eval_tokens = [row["visual_tokens"] for row in eval_rows]
     eval_correct = [row["correct"] for row in eval_rows]
     curve = []
     for tolerance in sorted(set(settings.tolerances) | {settings.tolerance}):
-        labels = label_scales(train_losses, tolerance)
+        labels = labels_of(train_rows, tolerance)
         fitted = shipped if tolerance == settings.tolerance else fit_head(shipped, pooled, train_inputs[1], labels,
                                                                            settings, seed)
-        oracle = operating_point(label_scales([row["losses"] for row in eval_rows], tolerance), eval_tokens, eval_correct)
+        oracle = operating_point(labels_of(eval_rows, tolerance), eval_tokens, eval_correct)
         predicted = operating_point(predict(fitted, *eval_inputs), eval_tokens, eval_correct)
-        curve.append({"tolerance": tolerance, "label_histogram": [labels.count(j) for j in range(len(train_losses[0]))],
+        curve.append({"tolerance": tolerance, "label_histogram": [labels.count(j) for j in range(scale_count)],
                       "predicted": predicted, "oracle": oracle})
     return curve, shipped
 
@@ -224,7 +239,7 @@ def train_vrc(settings: VRCSettings) -> Path:
     """Label, fit over the ε grid, install the fit at ``settings.tolerance``, write the curve and the model."""
     import time
 
-    from ..imagecorpus.records import load_split
+    from ..imagecorpus.records import load_split, rows_spread_over_kinds
     from .loop import TrainResult
     from .run import _finish, _load_for_training
 
@@ -241,8 +256,10 @@ def train_vrc(settings: VRCSettings) -> Path:
     if table and table.get("scales") != scales:
         raise ValueError(f"{path} was measured at other scales; delete it or use another --out")
     table["scales"] = scales
-    datasets = {split: load_split(settings.data, split, settings.kinds or None)
-                for split in (settings.label_split, settings.eval_split)}
+    datasets = {}
+    for split in (settings.label_split, settings.eval_split):
+        dataset = load_split(settings.data, split, settings.kinds or None)
+        datasets[split] = dataset.select(rows_spread_over_kinds(dataset["kind"], settings.max_images))
     rows = {split: build_scale_table(model, processor, ds, settings, split, table, path, settings.progress)
             for split, ds in datasets.items()}
     labelled = time.perf_counter() - started
