@@ -17,7 +17,8 @@ from ko_hypervl.imagecorpus.records import load_split, rows_spread_over_kinds
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training import TrainSettings, learning_rate_at
 from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, select_turns
-from ko_hypervl.training.losses import (distillation_kl_sum, gather_target_logits, greedy_correct,
+from ko_hypervl.training.losses import (answer_token_weights, cross_entropy_sum, distillation_kl_sum,
+                                       gather_target_logits, gather_target_weights, greedy_correct,
                                         predicting_positions)
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.sampling import global_batch, micro_batches, process_share
@@ -235,6 +236,34 @@ def test_distillation_kl_is_zero_for_equal_outputs_scales_with_t_squared_and_det
     assert teacher.grad is None and student.grad is not None
     with pytest.raises(ValueError, match="temperature"):
         distillation_kl_sum(student, teacher, 0.0)
+
+
+def test_sqrt_answer_weights_give_each_answer_the_root_of_its_length():
+    I = IGNORE
+    # row 0: a 4-token answer, then a user turn, then a 1-token one; row 1: one 9-token answer, then padding
+    labels = torch.tensor([[I, I, 5, 6, 7, 8, I, I, 9, I, I, I],
+                           [I, 1, 2, 3, 4, 5, 6, 7, 8, 9, I, I]])
+    assert answer_token_weights(labels, "token").tolist() == (labels[:, 1:] != I).float().tolist()
+    weights = answer_token_weights(labels, "sqrt")
+    assert weights[0].tolist() == pytest.approx([0, .5, .5, .5, .5, 0, 0, 1, 0, 0, 0])
+    assert weights[1].tolist() == pytest.approx([1 / 3] * 9 + [0, 0])
+    # each answer's weights sum to √(its length): 2 + 1 and 3
+    assert weights.sum(dim=1).tolist() == pytest.approx([3.0, 3.0])
+    positions = torch.tensor([1, 2, 3, 4, 5, 7, 8])
+    picked = gather_target_weights(weights, labels, positions)
+    logits = torch.randn(2, len(positions), 10)
+    chosen, targets = gather_target_logits(logits, labels, positions)
+    assert picked.shape == targets.shape and picked.sum().item() == pytest.approx(3 + 7 / 3)   # 2 of row 1 left out
+    per_token = torch.nn.functional.cross_entropy(chosen, targets, reduction="none")
+    assert cross_entropy_sum(chosen, targets, picked).item() == pytest.approx((per_token * picked).sum().item())
+    assert cross_entropy_sum(chosen, targets, torch.ones_like(picked)).item() == pytest.approx(
+        cross_entropy_sum(chosen, targets).item())
+    assert distillation_kl_sum(chosen, chosen * 2, 2.0, torch.ones_like(picked)).item() == pytest.approx(
+        distillation_kl_sum(chosen, chosen * 2, 2.0).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="answer weighting"):
+        answer_token_weights(labels, "mean")
+    with pytest.raises(ValueError, match="answer-weighting"):
+        SFTSettings(init=Path("x"), data=Path("y"), answer_weighting="mean")
 
 
 def test_greedy_correct_ignores_suppressed_tokens():
@@ -505,7 +534,7 @@ def test_the_tiny_read_recipe_reads_its_own_lines_then_keeps_the_encoders_fixed_
     assert model["vit_stem_channels"] == model["small_vit_stem_channels"] == (16, 32, 64, 128)
     read = _read_settings(recipe, run, tmp_path / "lm", tmp_path / "data")
     assert (read.order, read.blank_prior, read.data) == ("columns", 0.95, tmp_path / "read-data")
-    assert (_train_settings(recipe, "read", run).steps, _train_settings(recipe, "sft", run).steps) == (1000, 400)
+    assert (_train_settings(recipe, "read", run).steps, _train_settings(recipe, "sft", run).steps) == (1000, 1000)
     for stage in ("align", "sft", "dcl"):
         assert not _stage_settings(recipe, stage, run, tmp_path / "read", tmp_path / "data").train_vision
     # a flag given on the command line wins over the recipe

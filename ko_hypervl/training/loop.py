@@ -183,9 +183,11 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
     for step, batches in zip(range(start, settings.steps), all_batches):
         lr = learning_rate_at(step, settings)
         set_learning_rate(optimizer, lr)
-        local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches)],
+        # the loss is a weighted sum over target tokens (weight 1 each unless the stage weights its answers)
+        local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches),
+                              sum(b.get("target_weight", b["num_targets"]) for b in batches)],
                              dtype=torch.float64, device=accelerator.device)
-        global_targets, global_tokens = accelerator.reduce(local, "sum").tolist()
+        global_targets, global_tokens, global_weight = accelerator.reduce(local, "sum").tolist()
         if global_targets == 0:
             raise ValueError(f"stage {stage.name}: step {step} has no target tokens (every answer was cut off?)")
         torch.manual_seed(settings.seed * 7919 + step * 131 + rank)   # dropout: reproducible after resume
@@ -196,7 +198,7 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
                 with sync:
                     loss_sum, parts = stage.loss(model, batch, accelerator.device)
                     # × world: DDP averages gradients over processes; the loss is a sum over all of them
-                    accelerator.backward(loss_sum * world / global_targets)
+                    accelerator.backward(loss_sum * world / global_weight)
                 for name, value in parts.items():
                     sums[name] = sums.get(name, 0.0) + float(value)
         except RuntimeError as exc:
@@ -214,7 +216,7 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
         names = sorted(sums)
         totals = accelerator.reduce(torch.tensor([sums[n] for n in names], dtype=torch.float64,
                                                  device=accelerator.device), "sum").tolist() if names else []
-        metrics = {name: total / global_targets for name, total in zip(names, totals)}
+        metrics = {name: total / global_weight for name, total in zip(names, totals)}
         last_loss = metrics.get("loss")
         samples_seen += settings.batch_size
         tokens_seen += int(global_tokens)

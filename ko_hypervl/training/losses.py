@@ -1,5 +1,5 @@
-"""Training losses as sums over target tokens; the loop divides by the global target count, so every
-token weighs the same whatever the micro-batch, accumulation or process split."""
+"""Training losses as (weighted) sums over target tokens; the loop divides by the step's global target weight,
+so every token weighs the same whatever the micro-batch, accumulation or process split."""
 
 from __future__ import annotations
 
@@ -24,11 +24,44 @@ def gather_target_logits(logits: torch.Tensor, labels: torch.Tensor, positions: 
     return logits[mask], targets
 
 
-def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+# how an answer's tokens are weighted: "token", every target token the same (LLaVA's mean over tokens), or
+# "sqrt", each answer's tokens 1/√(its length) (InternVL 2.5's square averaging): under the token mean a 60-token
+# table outweighs a 2-token answer 30 to 1, so the long answers (tables, transcriptions: half the answer tokens of
+# the image corpus) set what the model learns and the short ones (a name, a unit, a number) barely count
+ANSWER_WEIGHTINGS = ("token", "sqrt")
 
 
-def distillation_kl_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def answer_token_weights(labels: torch.Tensor, weighting: str = "token") -> torch.Tensor:
+    """Weights (batch, length − 1) of the next-token targets (0 elsewhere): each answer, a run of target
+    tokens, gets ``1/√n`` per token under "sqrt" (n its token count), 1 under "token"."""
+    if weighting not in ANSWER_WEIGHTINGS:
+        raise ValueError(f"unknown answer weighting {weighting!r}; choose from {', '.join(ANSWER_WEIGHTINGS)}")
+    targets = next_token_targets(labels)
+    if weighting == "token":
+        return targets.float()
+    # number the runs of targets in each row: a run starts where a target follows a non-target
+    starts = targets & ~nn.functional.pad(targets[:, :-1], (1, 0), value=False)
+    run_id = starts.long().cumsum(dim=1) * targets     # 1, 2, … inside answers, 0 outside
+    lengths = torch.zeros(labels.shape[0], targets.shape[1] + 1, dtype=torch.float32, device=labels.device)
+    lengths.scatter_add_(1, run_id, torch.ones_like(run_id, dtype=torch.float32))
+    per_token = lengths.gather(1, run_id).clamp(min=1).rsqrt()
+    return per_token * targets
+
+
+def gather_target_weights(weights: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The weights of the targets ``gather_target_logits`` returns, in the same order."""
+    mask = next_token_targets(labels)[:, positions]
+    return weights[:, positions][mask]
+
+
+def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    if weights is None:
+        return nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+    return (nn.functional.cross_entropy(logits.float(), targets, reduction="none") * weights).sum()
+
+
+def distillation_kl_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                        weights: torch.Tensor | None = None) -> torch.Tensor:
     """T² · KL(teacher_T ‖ student_T) summed over tokens, the teacher detached (Hinton et al.; DCL).
 
     Softening both distributions with the temperature passes on how the teacher ranks wrong answers;
@@ -38,7 +71,10 @@ def distillation_kl_sum(student_logits: torch.Tensor, teacher_logits: torch.Tens
         raise ValueError(f"the distillation temperature must be positive, got {temperature}")
     teacher = nn.functional.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
     student = nn.functional.log_softmax(student_logits.float() / temperature, dim=-1)
-    kl = nn.functional.kl_div(student, teacher, reduction="sum", log_target=True)
+    if weights is None:
+        kl = nn.functional.kl_div(student, teacher, reduction="sum", log_target=True)
+    else:
+        kl = (nn.functional.kl_div(student, teacher, reduction="none", log_target=True).sum(dim=-1) * weights).sum()
     return kl * temperature ** 2
 
 

@@ -109,9 +109,9 @@ RECIPES = {
     ),
     "tiny-read": Recipe(
         model=TINY_READ_MODEL, images_per_kind=1000, read_lines=5000, freeze_vision=True,
-        train={**TINY_TRAIN, "read": {**READ_TRAIN, "steps": 1000},
-               "sft": {**TINY_TRAIN["sft"], "steps": 400}},
-        stage={**TINY_STAGE, "read": dict(blank_prior=0.95, order="columns")},
+        train={**TINY_TRAIN, "read": {**READ_TRAIN, "steps": 1000}},
+        stage={**TINY_STAGE, "read": dict(blank_prior=0.95, order="columns"),
+               "sft": dict(answer_weighting="sqrt"), "dcl": dict(answer_weighting="sqrt")},
         description="tiny with a reading stage: the encoders learn to read OCR lines first, then stay fixed; "
                     "1.7 hours of training on a 2-core CPU",
         sizing=(

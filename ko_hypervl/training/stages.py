@@ -15,7 +15,8 @@ import torch
 
 from ..settings import setting, settings_dict
 from .data import ConversationEncoder, collate, pack_text_blocks, select_turns
-from .losses import cross_entropy_sum, distillation_kl_sum, gather_target_logits, predicting_positions
+from .losses import (ANSWER_WEIGHTINGS, answer_token_weights, cross_entropy_sum, distillation_kl_sum,
+                     gather_target_logits, gather_target_weights, predicting_positions)
 from .memory import estimate_training_bytes
 from .sampling import sample_rng
 
@@ -146,9 +147,15 @@ class VisionLanguageSettings:
     scales: list[float] = setting([0.5, 0.625, 0.75, 0.875], help="VRC scales sampled for training images, so "
                                   "the model answers at the scales the VRC may choose")
     scale_prob: float = setting(0.5, help="share of samples shown at one of --scales instead of full resolution")
+    answer_weighting: str = setting("token", help="weight of an answer's tokens in the loss: token (each the same) "
+                                    "or sqrt (1/√ of the answer's length, so long tables and transcriptions do not "
+                                    "drown the short answers)", choices=ANSWER_WEIGHTINGS)
 
     def __post_init__(self) -> None:
         branch_names(self.branches)
+        if self.answer_weighting not in ANSWER_WEIGHTINGS:
+            raise ValueError(f"--answer-weighting must be one of {', '.join(ANSWER_WEIGHTINGS)}, "
+                             f"got {self.answer_weighting!r}")
         if self.kl_weight and self.branches != "both":
             raise ValueError("--kl-weight (DCL) needs --branches both: the KL compares the two branches")
         if self.kl_weight < 0 or self.small_weight < 0 or self.temperature <= 0:
@@ -264,34 +271,41 @@ class VisionLanguageStage(Stage):
         batch = {branch: collate(samples, self.pad_id) for branch, samples in per_branch.items()}
         first = batch[self.branches[0]]
         batch["num_targets"] = int((first["labels"][:, 1:] != -100).sum())
+        batch["target_weight"] = float(answer_token_weights(first["labels"], self.settings.answer_weighting).sum())
         batch["num_tokens"] = sum(int(b["attention_mask"].sum()) for b in batch.values() if isinstance(b, dict))
         return batch
 
     def branch_logits(self, model, inputs: dict, branch: str, device):
-        """(answer logits, their targets, the visual tokens) of one branch's forward pass."""
+        """(answer logits, their targets, their weights or None when all weigh 1, the visual tokens) of one
+        branch's forward pass."""
         positions = predicting_positions(inputs["labels"]).to(device)
         labels = inputs["labels"].to(device)
         out = model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
                     pixel_values=inputs["pixel_values"].to(device), image_grid=inputs["image_grid"].to(device),
                     branch=branch, logits_to_keep=positions)
-        return (*gather_target_logits(out.logits, labels, positions), out.image_hidden_states)
+        logits, targets = gather_target_logits(out.logits, labels, positions)
+        weights = None
+        if self.settings.answer_weighting != "token":
+            weights = gather_target_weights(answer_token_weights(labels, self.settings.answer_weighting), labels,
+                                            positions)
+        return logits, targets, weights, out.image_hidden_states
 
     def loss(self, model, batch, device):
         logits = {}
         parts: dict[str, float] = {}
         total = 0.0
         for branch in self.branches:
-            logits[branch], targets, visual = self.branch_logits(model, batch[branch], branch, device)
-            ce = cross_entropy_sum(logits[branch], targets)
+            logits[branch], targets, weights, visual = self.branch_logits(model, batch[branch], branch, device)
+            ce = cross_entropy_sum(logits[branch], targets, weights)
             parts[f"loss_{branch}"] = ce.item()
-            # the loop sums parts over micro-batches and divides by the step's targets, so a mean is logged
-            # weighted by this micro-batch's targets
+            # the loop sums parts over micro-batches and divides by the step's target weight, so a mean is logged
+            # weighted by this micro-batch's
             spread = visual_spread(visual)
-            parts[f"visual_spread_{branch}"] = spread * batch["num_targets"]
+            parts[f"visual_spread_{branch}"] = spread * batch["target_weight"]
             self.warn_on_collapse(branch, spread)
             total = total + (self.settings.small_weight if branch == "small" else 1.0) * ce
         if self.settings.kl_weight:
-            kl = distillation_kl_sum(logits["small"], logits["large"], self.settings.temperature)
+            kl = distillation_kl_sum(logits["small"], logits["large"], self.settings.temperature, weights)
             parts["loss_kl"] = kl.item()
             total = total + self.settings.kl_weight * kl
         parts["loss"] = float(total.detach())

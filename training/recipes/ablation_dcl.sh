@@ -22,6 +22,7 @@ dcl.update(PipelineSettings(**run["settings"]).encoder_settings)
 dcl["steps"] = max(1, round(dcl["steps"] * run["settings"]["steps_scale"]))
 dcl["save_every"] = min(dcl.get("save_every", 50), dcl["steps"])
 dcl["seed"] = run["settings"]["seed"]
+dcl.update(run["recipe"]["stage"].get("dcl", {}))   # the recipe's DCL stage settings (e.g. --answer-weighting)
 flag = lambda key, value: (f"--{'' if value else 'no-'}{key}" if isinstance(value, bool) else f"--{key} {value}")
 print(" ".join(flag(key.replace("_", "-"), value) for key, value in dcl.items()))
 PY
