@@ -113,17 +113,17 @@ RECIPES = {
         stage={**TINY_STAGE, "read": dict(blank_prior=0.95, order="columns"),
                "sft": dict(answer_weighting="sqrt"), "dcl": dict(answer_weighting="sqrt")},
         description="tiny with a reading stage: the encoders learn to read OCR lines first, then stay fixed; "
-                    "1.7 hours of training on a 2-core CPU",
+                    "about 2.2 hours of training on a 2-core CPU",
         sizing=(
             "The LM and the large and small ViTs are tiny's. Without a reading stage the LM never used the image "
             "(the bundled tiny model's images save 0.000 nats per answer token; with the encoders at 0.1x or fixed, "
             "+0.001 and +0.002), so the encoders first learn to read 5,000 rendered OCR lines (CTC, 1,000 steps) "
             "and then stay fixed. 128-px tiles of 16-px patches through a 16-32-64-128 convolutional stem read in "
             "59% of the time of a 32-64-128-128 stem (2.25 s against 3.8 s per reading step; CER 0.63 against "
-            "0.52 on held-out lines), and fixed encoders need no backward pass. Instruction tuning stops at 400 "
-            "steps (with a reading stage the model's use of the image peaked at step 400), which leaves room for "
-            "the no-DCL twin and the evaluation in one 3-hour session on this CPU; against tiny's 1,000 steps it "
-            "costs 0.15 nats of answer loss (docs/ablations/reading_pretraining.md)."
+            "0.52 on held-out lines), and fixed encoders need no backward pass. Instruction tuning takes tiny's 1,000 "
+            "steps (400 cost 0.15 nats of answer loss) with each answer's tokens weighed 1/√(its length): under "
+            "the plain token mean the tables and transcriptions, half of the answer tokens, drowned the short "
+            "answers that most questions have (docs/ablations/reading_pretraining.md)."
         ),
     ),
 }
