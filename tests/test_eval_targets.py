@@ -151,6 +151,22 @@ def test_a_no_dcl_gap_within_noise_leaves_the_dcl_target_unmeasured():
     assert _rows(_report(high=many(2600), low=many(2255)), {NO_DCL: twin})["dcl"].met is False
 
 
+def test_the_vrc_accuracy_row_says_when_a_few_questions_decided_it():
+    # 27 against 30 of 347 right: not met by the point estimate, and the card says it is within noise
+    def em(correct, n=347):
+        return _mode(0, tokens=48.0, full=300.0) | {"exact_match": _tally(correct, n=n)}
+
+    row = _rows(_report(auto=em(27), high=em(30)))["kept"]
+    assert row.met is False and row.measured.startswith("90.0% kept")
+    assert row.reference.endswith("; auto − high -0.9 pts is within noise (2 standard errors: 4.2 pts)")
+    # the same noise note when the point estimate is met: it is no proof either way
+    assert _rows(_report(auto=em(31), high=em(30)))["kept"].met is True
+    assert "within noise" in _rows(_report(auto=em(31), high=em(30)))["kept"].reference
+    # a 10-pt loss on 34,700 questions is real: no note
+    row = _rows(_report(auto=em(2430, 34700), high=em(2777, 34700)))["kept"]
+    assert row.met is False and "noise" not in row.reference
+
+
 def test_boundaries_count_as_met():
     rows = _rows(_report(auto=_mode(79, tokens=50.0, full=100.0), high=_mode(80, ttft=0.2),
                          low=_mode(70, tokens=20.0, full=20.0, ttft=0.1)), {NO_DCL: _twin(80, 60)})
