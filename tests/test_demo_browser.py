@@ -61,9 +61,21 @@ def page(demo_url):
         browser.close()
 
 
+def _has_korean_font() -> bool:
+    import subprocess
+
+    if shutil.which("fc-list") is None:
+        return False
+    return bool(subprocess.run(["fc-list", ":lang=ko"], capture_output=True, text=True).stdout.strip())
+
+
 @pytest.fixture
 def shots(tmp_path):
     keep = os.environ.get("KO_HYPERVL_SCREENSHOTS")
+    # screenshots kept for the README must show the Korean, not the empty boxes of a browser without a Korean font
+    if keep and not _has_korean_font():
+        pytest.fail("KO_HYPERVL_SCREENSHOTS needs a Korean system font for Chromium: "
+                    "apt-get install -y --no-install-recommends fonts-nanum (scripts/apt-packages-dev.txt)")
 
     def shot(name: str, **kwargs) -> Path:
         path = tmp_path / name
@@ -136,6 +148,7 @@ def test_empty_question_gets_a_clear_message(page):
 
 
 def test_tokenizer_tab_compares_with_gpt4o(page, shots):
+    page.reload(wait_until="networkidle")   # a fresh page: the earlier tests' error toasts would cover the tokens
     page.get_by_role("tab", name="토크나이저").click()
     page.locator("#tok-text textarea").fill("학교에 갔었다고 했잖아요. 국립국어원 표준국어대사전")
     page.locator("#tok-go").click()
@@ -149,4 +162,5 @@ def test_tokenizer_tab_compares_with_gpt4o(page, shots):
     assert 0 < n_ours < n_theirs
     assert page.locator("#tok-ours .tok-morpheme").count() > 0
     expect(page.locator("#tok-morphemes")).to_contain_text("학교")
+    expect(page.locator("[data-testid='toast-body']")).to_have_count(0)   # nothing covers the README's picture
     shots("demo_tokenizer.png", page=page)
