@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,8 +63,6 @@ def page(demo_url):
 
 
 def _has_korean_font() -> bool:
-    import subprocess
-
     if shutil.which("fc-list") is None:
         return False
     return bool(subprocess.run(["fc-list", ":lang=ko"], capture_output=True, text=True).stdout.strip())
