@@ -25,6 +25,7 @@ from ko_hypervl.evaluation.image_use import (AnswerLoss, ImageUseSettings, answe
                                              visual_token_stats)
 from ko_hypervl.evaluation.latency import spread_sample
 from ko_hypervl.evaluation.run import settings_command
+from ko_hypervl.imagecorpus.records import load_split
 from ko_hypervl.evaluation.scoring import summarize_visual_tokens
 from ko_hypervl.imagecorpus.build import ImageCorpusSettings, build_image_corpus, render_sample, split_of_sample
 from ko_hypervl.imagecorpus.examitems import CIRCLED
@@ -199,6 +200,22 @@ def test_rendered_rows_are_the_test_rows_of_a_default_build(corpus):
     rendered = load_eval_data(None, ["charts"], n, seed=0, progress=False)
     assert list(rendered.dataset["id"]) == list(test_split["id"])
     assert list(rendered.dataset["messages"]) == list(test_split["messages"])
+
+
+def test_the_validation_split_renders_and_loads_the_validation_rows(corpus):
+    out, test_split = corpus
+    saved = load_split(out, "validation", None)
+    assert len(saved) >= 1
+    rendered = load_eval_data(None, ["charts"], len(saved), seed=0, progress=False, split="validation")
+    assert list(rendered.dataset["id"]) == list(saved["id"])           # the same rows as a default build's
+    assert not set(rendered.dataset["id"]) & set(test_split["id"])     # never a test row
+    assert rendered.origin.startswith("rendered held-out validation rows")
+    from_disk = load_eval_data(out, None, 1, seed=0, progress=False, split="validation")
+    assert list(from_disk.dataset["id"]) == [saved[0]["id"]] and from_disk.origin.startswith("validation split of")
+    with pytest.raises(EvalInputError, match="--split"):
+        load_eval_data(None, ["charts"], 1, seed=0, progress=False, split="train")
+    with pytest.raises(EvalInputError, match="--split"):
+        EvalSettings(split="train")
 
 
 def test_saved_data_selects_the_first_rows_per_kind(corpus):

@@ -151,6 +151,21 @@ def test_a_no_dcl_gap_within_noise_leaves_the_dcl_target_unmeasured():
     assert _rows(_report(high=many(2600), low=many(2255)), {NO_DCL: twin})["dcl"].met is False
 
 
+def test_a_validation_eval_measures_no_target_that_depends_on_its_rows():
+    report = _report()
+    report["data"] = DATA | {"split": "validation"}
+    rows = _rows(report, ALL_ABLATIONS)
+    on_rows = {"tokens", "kept", "dcl", "charts", "exams", "ocr", "kobest"}
+    for name in on_rows:
+        assert rows[name].met is None and "measured on the validation split" in rows[name].reference, name
+        assert rows[name].measured == _rows(_report(), ALL_ABLATIONS)[name].measured   # the figure is still shown
+    # speed, training time and the tokenizer ablation do not depend on which rows were answered
+    assert {name: row.met for name, row in rows.items() if name not in on_rows} == dict.fromkeys(
+        set(rows) - on_rows, True)
+    # a report from before --split answered the test rows
+    assert "split" not in _report()["data"] and _rows(_report(), ALL_ABLATIONS)["charts"].met is True
+
+
 def test_the_vrc_accuracy_row_says_when_a_few_questions_decided_it():
     # 27 against 30 of 347 right: not met by the point estimate, and the card says it is within noise
     def em(correct, n=347):

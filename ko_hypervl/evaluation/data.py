@@ -3,6 +3,7 @@
 A rendered sample's split is a pure function of (seed, kind, index) (see ``imagecorpus.build``), so the
 first ``num`` test-split indices of a kind are exactly the first ``num`` test rows of a default
 ``ko-hypervl corpora build`` with that seed: the held-out fonts, words and styles, never a training row.
+The validation split works the same way, for choosing settings without looking at the test rows.
 Every question of a row becomes its own single-turn question about the row's image.
 """
 
@@ -22,6 +23,7 @@ from .exams import ExamItemRef, exam_item_for, row_metadata
 
 log = logging.getLogger(__name__)
 TEST_SPLIT = "test"
+EVAL_SPLITS = ("validation", TEST_SPLIT)   # never train: those rows are what the model learned from
 # the corpus builder's own defaults, so rendered rows are the test rows of a default build
 _CORPUS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ImageCorpusSettings)}
 
@@ -75,25 +77,26 @@ class EvalData:
         return counts
 
 
-def held_out_indices(kind: str, num: int, seed: int) -> list[int]:
-    """The first ``num`` sample indices of ``kind`` that a default build with ``seed`` puts in the test split."""
+def held_out_indices(kind: str, num: int, seed: int, split: str = TEST_SPLIT) -> list[int]:
+    """The first ``num`` sample indices of ``kind`` that a default build with ``seed`` puts in ``split``."""
     validation, test = _CORPUS_DEFAULTS["validation_fraction"], _CORPUS_DEFAULTS["test_fraction"]
     indices, i = [], 0
     while len(indices) < num:
-        if split_of_sample(seed, kind, i, validation, test) == TEST_SPLIT:
+        if split_of_sample(seed, kind, i, validation, test) == split:
             indices.append(i)
         i += 1
     return indices
 
 
-def render_test_rows(kinds: list[str], num: int, seed: int, progress: bool = True) -> list[dict]:
-    """The first ``num`` held-out test rows of each kind, rendered now (same questions as a default build)."""
+def render_held_out_rows(kinds: list[str], num: int, seed: int, progress: bool = True,
+                         split: str = TEST_SPLIT) -> list[dict]:
+    """The first ``num`` rows of ``split`` of each kind, rendered now (same questions as a default build)."""
     from tqdm.auto import tqdm
 
-    jobs = [(kind, i) for kind in kinds for i in held_out_indices(kind, num, seed)]
+    jobs = [(kind, i) for kind in kinds for i in held_out_indices(kind, num, seed, split)]
     n_questions = _CORPUS_DEFAULTS["questions"]
-    return [render_sample(kind, i, seed, TEST_SPLIT, n_questions)
-            for kind, i in tqdm(jobs, desc="rendering test rows", unit="img", disable=not progress)]
+    return [render_sample(kind, i, seed, split, n_questions)
+            for kind, i in tqdm(jobs, desc=f"rendering {split} rows", unit="img", disable=not progress)]
 
 
 def first_rows_per_kind(kinds: list[str], num: int) -> list[int]:
@@ -122,33 +125,35 @@ def questions_of(dataset) -> list[EvalQuestion]:
     return questions
 
 
-def _select_saved(data_dir: Path, kinds: list[str] | None, num: int):
+def _select_saved(data_dir: Path, kinds: list[str] | None, num: int, split: str):
     from ..imagecorpus.records import load_split
 
     try:
-        dataset = load_split(data_dir, TEST_SPLIT, kinds)
+        dataset = load_split(data_dir, split, kinds)
     except (FileNotFoundError, ValueError) as exc:
         raise EvalInputError(str(exc)) from None
     return dataset.select(first_rows_per_kind(dataset["kind"], num))
 
 
 def load_eval_data(data_dir: Path | None, kinds: list[str] | None, num: int, seed: int,
-                   progress: bool = True) -> EvalData:
-    """The rows to evaluate: the test split of ``data_dir`` or, without one, the rendered held-out test rows."""
+                   progress: bool = True, split: str = TEST_SPLIT) -> EvalData:
+    """The rows to evaluate: ``split`` of ``data_dir`` or, without one, that split's rows rendered now."""
     from datasets import Dataset
 
     if num <= 0:
         raise EvalInputError(f"--num must be at least 1, got {num}")
+    if split not in EVAL_SPLITS:
+        raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     if data_dir is not None:
-        dataset = _select_saved(Path(data_dir), kinds, num)
-        origin = f"test split of {data_dir} (first {num} rows per kind)"
+        dataset = _select_saved(Path(data_dir), kinds, num, split)
+        origin = f"{split} split of {data_dir} (first {num} rows per kind)"
     else:
         unknown = sorted(set(kinds or ()) - set(KINDS))
         if unknown:
             raise EvalInputError(f"unknown kind(s) {', '.join(unknown)}; rendered rows are one of {', '.join(KINDS)}")
         chosen = list(dict.fromkeys(kinds or KINDS))   # a kind named twice is rendered once
-        dataset = Dataset.from_list(render_test_rows(chosen, num, seed, progress), features=features())
-        origin = f"rendered held-out test rows (seed {seed}, first {num} per kind)"
+        dataset = Dataset.from_list(render_held_out_rows(chosen, num, seed, progress, split), features=features())
+        origin = f"rendered held-out {split} rows (seed {seed}, first {num} per kind)"
     questions = questions_of(dataset)
     if not questions:
         raise EvalInputError(f"no questions to evaluate in the {origin}")

@@ -22,7 +22,7 @@ from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
 from ..settings import setting, settings_dict
 from .baseline import tesseract_on_rows
-from .data import EvalData, EvalQuestion, LazyImages, load_eval_data
+from .data import EVAL_SPLITS, EvalData, EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
 from .image_use import answer_losses, blank_like, image_use_by_kind
@@ -40,9 +40,12 @@ BLANK_IMAGE_MODE = "high"        # the mode the blank-image baseline answers in
 @dataclass
 class EvalSettings:
     model: str | None = setting(None, help="checkpoint directory (default: the bundled model)")
-    data: Path | None = setting(None, help="a saved image corpus (`ko-hypervl corpora build --out DIR`) whose test "
-                                           "split is evaluated (default: render the held-out test rows now)")
-    num: int = setting(25, help="rows per kind: the first NUM test rows of each kind")
+    data: Path | None = setting(None, help="a saved image corpus (`ko-hypervl corpora build --out DIR`) whose "
+                                           "--split is evaluated (default: render that split's rows now)")
+    split: str = setting("test", help="the rows to answer: test (held-out fonts, words and styles; the card's "
+                                      "targets) or validation (to choose settings without looking at the test "
+                                      "rows; the targets are then not measured)", choices=EVAL_SPLITS)
+    num: int = setting(25, help="rows per kind: the first NUM rows of the split of each kind")
     kinds: list[str] | None = setting(None, help="only rows of these kinds, e.g. charts ocr (default: all)")
     modes: list[str] = setting(list(MODES), help="modes to evaluate: auto (VRC scale), high (large branch, full "
                                                  "resolution), low (small branch)", choices=MODES)
@@ -69,6 +72,8 @@ class EvalSettings:
         for name in ("num", "max_new_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise EvalInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.split not in EVAL_SPLITS:
+            raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
         if self.latency_samples < 0:
             raise EvalInputError(f"--latency-samples must be 0 or more, got {self.latency_samples}")
         unknown = [m for m in self.modes if m not in MODES]
@@ -225,7 +230,7 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
     """Evaluate the checkpoint of ``settings`` in each mode; nothing is written (see ``evaluate``)."""
     model_dir = resolve_model_dir(settings.model)
     ablations = load_ablations(parse_ablations(settings.ablations))   # bad files fail before the long run
-    data = load_eval_data(settings.data, settings.kinds, settings.num, settings.seed, progress)
+    data = load_eval_data(settings.data, settings.kinds, settings.num, settings.seed, progress, settings.split)
     torch.manual_seed(settings.seed)
     vlm = KoHyperVL.load(model_dir, device=settings.device)
     images = LazyImages(data.dataset, vlm.image_processor.load)
@@ -241,8 +246,8 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
         settings=settings, command=settings_command(settings),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=checkpoint_summary(vlm.model, vlm.processor, model_dir), hardware=hardware_summary(vlm.model.device),
-        data={"origin": data.origin, "rows": len(data.images), "questions": len(data.questions),
-              "rows_per_kind": data.rows_per_kind()},
+        data={"origin": data.origin, "split": settings.split, "rows": len(data.images),
+              "questions": len(data.questions), "rows_per_kind": data.rows_per_kind()},
         modes=results, tesseract=tesseract_on_rows(data, settings.tesseract, progress), blank_image=blank,
         training_summary=read_training_summary(model_dir), questions=data.questions, predictions=predictions,
         ablations=ablations)
