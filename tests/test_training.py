@@ -537,6 +537,7 @@ def test_the_tiny_read_recipe_reads_its_own_lines_then_keeps_the_encoders_fixed_
     assert (_train_settings(recipe, "read", run).steps, _train_settings(recipe, "sft", run).steps) == (1000, 1000)
     for stage in ("align", "sft", "dcl"):
         assert not _stage_settings(recipe, stage, run, tmp_path / "read", tmp_path / "data").train_vision
+    assert recipe.stage["vrc"] == {"max_images": 120, "tolerance": 0.0}   # ε chosen on the validation rows
     # a flag given on the command line wins over the recipe
     flagged = PipelineSettings(out=tmp_path, recipe="tiny-read", read_order="rows", read_blank_prior=0.0,
                                read_lines=7, read_steps=30, vision_lr_scale=0.1)
