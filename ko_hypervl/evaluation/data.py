@@ -77,6 +77,11 @@ class EvalData:
         return counts
 
 
+def check_eval_split(split: str) -> None:
+    if split not in EVAL_SPLITS:
+        raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+
+
 def held_out_indices(kind: str, num: int, seed: int, split: str = TEST_SPLIT) -> list[int]:
     """The first ``num`` sample indices of ``kind`` that a default build with ``seed`` puts in ``split``."""
     validation, test = _CORPUS_DEFAULTS["validation_fraction"], _CORPUS_DEFAULTS["test_fraction"]
@@ -142,8 +147,7 @@ def load_eval_data(data_dir: Path | None, kinds: list[str] | None, num: int, see
 
     if num <= 0:
         raise EvalInputError(f"--num must be at least 1, got {num}")
-    if split not in EVAL_SPLITS:
-        raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    check_eval_split(split)
     if data_dir is not None:
         dataset = _select_saved(Path(data_dir), kinds, num, split)
         origin = f"{split} split of {data_dir} (first {num} rows per kind)"

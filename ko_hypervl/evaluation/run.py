@@ -22,7 +22,7 @@ from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
 from ..settings import setting, settings_dict
 from .baseline import tesseract_on_rows
-from .data import EVAL_SPLITS, EvalData, EvalQuestion, LazyImages, load_eval_data
+from .data import EVAL_SPLITS, EvalData, EvalQuestion, LazyImages, check_eval_split, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
 from .image_use import answer_losses, blank_like, image_use_by_kind
@@ -72,8 +72,7 @@ class EvalSettings:
         for name in ("num", "max_new_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise EvalInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.split not in EVAL_SPLITS:
-            raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
+        check_eval_split(self.split)
         if self.latency_samples < 0:
             raise EvalInputError(f"--latency-samples must be 0 or more, got {self.latency_samples}")
         unknown = [m for m in self.modes if m not in MODES]

@@ -211,7 +211,8 @@ def vrc_accuracy_row(report: dict) -> TargetRow:
     # met or not is the point estimate either way; the note says when a few questions decided it
     noise = gap_noise(high, auto)
     if abs(high[0] - auto[0]) <= noise:
-        reference += f"; auto − high {100 * (auto[0] - high[0]):+.1f} pts is within noise (2 standard errors: {_pts(noise)})"
+        reference += (f"; auto − high {100 * (auto[0] - high[0]):+.1f} pts is within noise "
+                      f"(2 standard errors: {_pts(noise)})")
     return TargetRow(target, f"{_pct(kept)} kept (auto {_em_text(auto)})", reference, kept >= ACCURACY_KEPT_MIN - EPS)
 
 
