@@ -31,6 +31,16 @@ def gather_target_logits(logits: torch.Tensor, labels: torch.Tensor, positions: 
 ANSWER_WEIGHTINGS = ("token", "sqrt")
 
 
+def answer_run_ids(labels: torch.Tensor) -> torch.Tensor:
+    """(batch, length − 1): which answer of its row each next-token target is in, 1, 2, … (0: not a target).
+
+    An answer is a run of targets: it starts where a target follows a non-target.
+    """
+    targets = next_token_targets(labels)
+    starts = targets & ~nn.functional.pad(targets[:, :-1], (1, 0), value=False)
+    return starts.long().cumsum(dim=1) * targets
+
+
 def answer_token_weights(labels: torch.Tensor, weighting: str = "token") -> torch.Tensor:
     """Weights (batch, length − 1) of the next-token targets (0 elsewhere): each answer, a run of target
     tokens, gets ``1/√n`` per token under "sqrt" (n its token count), 1 under "token"."""
@@ -39,9 +49,7 @@ def answer_token_weights(labels: torch.Tensor, weighting: str = "token") -> torc
     targets = next_token_targets(labels)
     if weighting == "token":
         return targets.float()
-    # number the runs of targets in each row: a run starts where a target follows a non-target
-    starts = targets & ~nn.functional.pad(targets[:, :-1], (1, 0), value=False)
-    run_id = starts.long().cumsum(dim=1) * targets     # 1, 2, … inside answers, 0 outside
+    run_id = answer_run_ids(labels)
     lengths = torch.zeros(labels.shape[0], targets.shape[1] + 1, dtype=torch.float32, device=labels.device)
     lengths.scatter_add_(1, run_id, torch.ones_like(run_id, dtype=torch.float32))
     per_token = lengths.gather(1, run_id).clamp(min=1).rsqrt()

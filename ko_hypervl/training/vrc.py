@@ -26,7 +26,8 @@ from ..settings import setting
 from .checkpointing import write_json_atomic
 from .data import ConversationEncoder, collate, select_turns
 from .runlog import save_figure
-from .losses import cross_entropy_sum, gather_target_logits, greedy_correct, predicting_positions
+from .losses import (answer_run_ids, cross_entropy_sum, gather_target_logits, greedy_correct, next_token_targets,
+                     predicting_positions)
 
 log = logging.getLogger(__name__)
 TABLE = "scale_table.json"
@@ -99,9 +100,7 @@ def operating_point(choices: list[int], visual_tokens: list[list[int]], correct:
 
 def _turn_of_targets(labels: torch.Tensor) -> torch.Tensor:
     """For each target token (row-major, as ``gather_target_logits`` orders them), which answer turn it is in."""
-    is_target = labels[:, 1:] != -100
-    starts = is_target & ~torch.nn.functional.pad(is_target, (1, 0))[:, :-1]
-    return (starts.cumsum(dim=1) - 1)[is_target]
+    return (answer_run_ids(labels) - 1)[next_token_targets(labels)]
 
 
 @torch.no_grad()
