@@ -94,5 +94,13 @@ def settings_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
 
 
 def settings_dict(settings) -> dict:
-    """A settings dataclass as JSON-ready values (paths as strings), for run records and model cards."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
+    """A settings dataclass as JSON-ready values (paths as strings, in lists too), for run records and model cards."""
+    return {k: _json_ready(v) for k, v in dataclasses.asdict(settings).items()}
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_json_ready(v) for v in value)
+    return value

@@ -14,6 +14,7 @@ SAMPLE = "학교에 갔었다고 했잖아요. 오늘 서울의 최고 기온은
 
 def register(commands: argparse._SubParsersAction) -> None:
     from ..tokenization.evaluate import TokenizerEvalSettings
+    from ..tokenization.sweep import TokenizerSweepSettings
     from ..tokenization.train import TokenizerTrainSettings
 
     sub = add_command_group(commands, "tokenizer", "train, evaluate and use the morpheme-aware Korean tokenizer",
@@ -27,6 +28,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                          "morpheme-cut share, encode speed; then the trade-off of chars/token against "
                          "morpheme-cut share along our join knob, with the ceiling of the share.",
                          TokenizerEvalSettings, _eval)
+    add_settings_command(sub, "sweep", "what each join_share + phrase_share costs the LM in tokens (table)",
+                         "Train our tokenizer at each knob point and the plain-BPE twin (cached), and score each on "
+                         "the LM's held-out text (tokens/char, the stream `model bpc` scores) and on the held-out "
+                         "eval sets (chars/token, morpheme-cut share, round trip, encode speed), in one run.",
+                         TokenizerSweepSettings, _sweep)
 
     enc = sub.add_parser("encode", help="show how a text is tokenized",
                          description="Print the tokens of a text (| marks token boundaries) and the counts.")
@@ -73,6 +79,20 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"trade-off curve: {settings.tradeoff_plot}")
     if settings.json_out:
         write_json(result, settings.json_out)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ..tokenization.sweep import TokenizerSweepSettings, format_sweep, summarize_sweep, sweep
+
+    settings = settings_from_args(TokenizerSweepSettings, args)
+    result = sweep(settings)
+    print(f"\n{result.text}; {settings.vocab_size:,} tokens each\n")
+    print(format_sweep(result))
+    print()
+    print(summarize_sweep(result))
+    if settings.json_out:
+        print(f"rows: {settings.json_out}")
     return 0
 
 

@@ -79,27 +79,28 @@ class EvalText:
     gold_cuts: list[list[int] | None] = field(default_factory=list)
 
 
-def prepare_eval_text(settings: TokenizerEvalSettings) -> tuple[EvalText, str]:
-    """The evaluation lines: the given files, or every held-out set (UD with gold cuts)."""
+def prepare_eval_text(files: Sequence[Path], max_lines: int = 0) -> tuple[EvalText, str]:
+    """The evaluation lines: the given text files' non-blank lines, or every held-out set (UD with gold cuts);
+    at most ``max_lines`` per file or set (0: all)."""
     lines: list[str] = []
     gold: list[list[int] | None] = []
-    if settings.text:
-        for path in settings.text:
+    if files:
+        for path in files:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"text file not found: {path}")
             file_lines = [l for l in Path(path).read_text(encoding="utf-8").split("\n") if l.strip()]
-            if settings.max_lines:
-                file_lines = file_lines[: settings.max_lines]
+            if max_lines:
+                file_lines = file_lines[:max_lines]
             lines += file_lines
             gold += [None] * len(file_lines)
-        description = ", ".join(str(p) for p in settings.text)
+        description = ", ".join(str(p) for p in files)
     else:
         from ..textcorpus import load_eval_text
 
         sets = load_eval_text()
         names = []
         for name, ds in sets.items():
-            rows = ds if not settings.max_lines else ds.select(range(min(settings.max_lines, len(ds))))
+            rows = ds if not max_lines else ds.select(range(min(max_lines, len(ds))))
             lines += rows["text"]
             if name == "ud_korean":
                 gold += [gold_cuts_of_sentence(t, w) for t, w in zip(rows["text"], rows["words"])]
@@ -160,7 +161,7 @@ def evaluate(settings: TokenizerEvalSettings) -> EvalResult:
     # one core: the speed column compares encoders, not thread pools
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
-    text, description = prepare_eval_text(settings)
+    text, description = prepare_eval_text(settings.text, settings.max_lines)
     adapters, skipped = ours(settings.tokenizer), []
     if settings.baselines:
         from .baselines import available_baselines

@@ -99,26 +99,37 @@ def corpus_sha256(lines: Sequence[str]) -> str:
 
 def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cache_dir: Path | None,
                    lines_sha256: str):
-    """The tokenizer trained at ``point``, from ``cache_dir`` when one was trained on the same lines.
+    """Our tokenizer trained at ``point`` (see ``cached_tokenizer``)."""
+    from .train import TokenizerTrainSettings
 
-    ``lines_sha256`` is ``corpus_sha256(lines)``, computed once by the caller for every knob point.
+    settings = TokenizerTrainSettings(out=Path("unused"), vocab_size=vocab_size, joins=point.joins,
+                                      join_share=point.join_share, phrase_share=point.phrase_share,
+                                      cache_dir=cache_dir)
+    return cached_tokenizer(settings, lines, cache_dir, lines_sha256)
+
+
+def cached_tokenizer(settings, lines: Sequence[str], cache_dir: Path | None, lines_sha256: str):
+    """The tokenizer that ``TokenizerTrainSettings`` ``settings`` train on ``lines``, from ``cache_dir`` when one
+    was trained there with the same settings on the same lines by the same training code.
+
+    ``lines_sha256`` is ``corpus_sha256(lines)``, computed once by the caller for every tokenizer it asks for.
     """
     from tokenizers import Tokenizer, __version__ as tokenizers_version
 
     from . import train
     from .baselines import read_stamp, write_stamp
-    from .train import TokenizerTrainSettings, train_tokenizer
+    from .train import train_tokenizer
 
-    settings = TokenizerTrainSettings(out=Path("unused"), vocab_size=vocab_size, joins=point.joins,
-                                      join_share=point.join_share, phrase_share=point.phrase_share,
-                                      cache_dir=cache_dir)
     if cache_dir is None:
         return train_tokenizer(settings, lines)
-    phrases = f"-phrases-{point.phrase_share:.2f}" if point.phrase_share else ""
-    path = Path(cache_dir) / f"knob-{point.joins}-{point.join_share:.2f}{phrases}-{vocab_size}.json"
-    stamp = {"kind": "ko-hypervl knob", "joins": point.joins, "join_share": point.join_share,
-             "phrase_share": point.phrase_share,
-             "vocab_size": vocab_size, "min_frequency": settings.min_frequency,
+    if settings.method == "plain":
+        path = Path(cache_dir) / f"knob-plain-{settings.vocab_size}.json"
+    else:
+        phrases = f"-phrases-{settings.phrase_share:.2f}" if settings.phrase_share else ""
+        path = Path(cache_dir) / f"knob-{settings.joins}-{settings.join_share:.2f}{phrases}-{settings.vocab_size}.json"
+    stamp = {"kind": "ko-hypervl knob", "method": settings.method, "joins": settings.joins,
+             "join_share": settings.join_share, "phrase_share": settings.phrase_share,
+             "vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency,
              "corpus_sha256": lines_sha256, "tokenizers": tokenizers_version,
              # a change to the training code retrains rather than reusing a tokenizer it would no longer make
              "trainer_sha256": hashlib.sha256(Path(train.__file__).read_bytes()).hexdigest()}
