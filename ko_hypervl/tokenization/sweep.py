@@ -193,7 +193,7 @@ def sweep(settings: TokenizerSweepSettings) -> Sweep:
 def format_sweep(result: Sweep) -> str:
     """The sweep as a markdown table: one row per point (the chosen one in bold), then the twin."""
     twin = result.twin
-    rows = ["| join_share + phrase_share | tokens/char (LM test text) ↓ | ÷ plain BPE twin | chars/token (eval sets) ↑ "
+    rows = ["| join_share + phrase_share | tokens/char (LM text) ↓ | ÷ plain BPE twin | chars/token (eval sets) ↑ "
             "| inner boundaries on a morpheme cut | exact round trip | encode chars/s |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for row in sorted(result.rows, key=lambda r: r.point is None):

@@ -25,6 +25,7 @@ from pathlib import Path
 from .ceiling import CutShareCeiling, cut_share_ceilings, piece_counts
 from .evaluate import EvalText, TokenizerScore, pct, score
 from .specials import SPECIAL_TOKENS
+from .train import TokenizerTrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,16 @@ def corpus_sha256(lines: Sequence[str]) -> str:
 def knob_tokenizer(point: KnobPoint, vocab_size: int, lines: Sequence[str], cache_dir: Path | None,
                    lines_sha256: str):
     """Our tokenizer trained at ``point`` (see ``cached_tokenizer``)."""
-    from .train import TokenizerTrainSettings
-
     settings = TokenizerTrainSettings(out=Path("unused"), vocab_size=vocab_size, joins=point.joins,
                                       join_share=point.join_share, phrase_share=point.phrase_share,
                                       cache_dir=cache_dir)
     return cached_tokenizer(settings, lines, cache_dir, lines_sha256)
 
 
-def cached_tokenizer(settings, lines: Sequence[str], cache_dir: Path | None, lines_sha256: str):
-    """The tokenizer that ``TokenizerTrainSettings`` ``settings`` train on ``lines``, from ``cache_dir`` when one
-    was trained there with the same settings on the same lines by the same training code.
+def cached_tokenizer(settings: TokenizerTrainSettings, lines: Sequence[str], cache_dir: Path | None,
+                     lines_sha256: str):
+    """The tokenizer that ``settings`` train on ``lines``, from ``cache_dir`` when one was trained there with the
+    same settings on the same lines by the same training code.
 
     ``lines_sha256`` is ``corpus_sha256(lines)``, computed once by the caller for every tokenizer it asks for.
     """
