@@ -154,7 +154,6 @@ def sweep(settings: TokenizerSweepSettings) -> Sweep:
     from tqdm.auto import tqdm
 
     from ..evaluation.language import held_out_texts
-    from ..training.data import is_document
     from .baselines import HFTokenizerAdapter
     from .bundled import bundled_tokenizer_dir
     from .evaluate import prepare_eval_text, score
@@ -164,7 +163,7 @@ def sweep(settings: TokenizerSweepSettings) -> Sweep:
     # one core: the speed column compares encoders, not thread pools (as `tokenizer eval`)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
-    docs = [t for t in held_out_texts(settings.corpus, settings.split, settings.max_chars) if is_document(t)]
+    docs = held_out_texts(settings.corpus, settings.split, settings.max_chars)   # non-blank documents only
     chars = sum(map(len, docs))
     eval_text, eval_description = prepare_eval_text(settings.text, settings.max_lines)
     lines = [line for line in training_lines(max_lines=settings.train_lines) if line]
