@@ -14,8 +14,8 @@ from tokenizers import Tokenizer
 
 from ko_hypervl.checkpoint import load_checkpoint
 from ko_hypervl.cli import main
-from ko_hypervl.evaluation.language import (LMEvalSettings, evaluate_language_models, first_documents,
-                                            language_model_bits_per_char, scoring_windows, stream_nll)
+from ko_hypervl.evaluation.language import (LMEvalSettings, copy_gain, evaluate_language_models, first_documents,
+                                            language_model_bits_per_char, repeated_spans, scoring_windows, stream_nll)
 from ko_hypervl.textcorpus import load_text_corpus
 from ko_hypervl.tokenization import SPECIAL_TOKENS, bundled_tokenizer_dir, load_tokenizer, train
 from ko_hypervl.tokenization.train import TokenizerTrainSettings, spans_words, train_tokenizer
@@ -164,6 +164,38 @@ def test_window_size_does_not_change_a_context_free_models_loss():
         assert stream_nll(model, ids, block, batch) == pytest.approx(direct, rel=1e-6, abs=1e-4), (block, batch)
 
 
+class CopyOracle(torch.nn.Module):
+    """Knows the spans are fed twice: in the second copy it predicts the token one span back, else nothing."""
+
+    def __init__(self, vocab: int, span: int):
+        super().__init__()
+        self.vocab, self.span = vocab, span
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids):
+        logits = torch.zeros(*input_ids.shape, self.vocab)
+        nxt = input_ids[:, 1:self.span]   # what position span + i predicts: token i + 1 of the span
+        logits[:, self.span:2 * self.span - 1].scatter_(-1, nxt.unsqueeze(-1), 30.0)
+        return type("Out", (), {"logits": logits})()
+
+
+def test_copy_gain_is_zero_without_context_and_log_vocab_for_a_perfect_copier():
+    ids = torch.randint(0, 50, (1000,), generator=torch.Generator().manual_seed(2)).tolist()
+    pairs = repeated_spans(ids, 16, 5)
+    assert pairs.shape == (5, 32) and pairs[1, :16].tolist() == ids[16:32] == pairs[1, 16:].tolist()
+    assert repeated_spans(ids, 300, 64).shape == (3, 600)   # as many whole spans as the stream has
+    bigram = copy_gain(Bigram(50), ids, span=16, count=10, batch_size=3)   # the same targets after the same token
+    assert bigram["copy_gain_nats"] == pytest.approx(0.0, abs=1e-5) and bigram["copy_spans"] == 10
+    oracle = copy_gain(CopyOracle(50, 16), ids, span=16, count=10)
+    assert oracle["copy_first_nats"] == pytest.approx(math.log(50), rel=1e-5)
+    assert oracle["copy_second_nats"] == pytest.approx(0.0, abs=1e-6)
+    assert oracle["copy_gain_nats"] == pytest.approx(math.log(50), rel=1e-5)
+    with pytest.raises(ValueError, match="fewer than one copy span"):
+        repeated_spans(ids[:10], 16, 5)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        repeated_spans(ids, 1, 5)
+
+
 def test_one_window_equals_the_full_sequence_and_batching_changes_nothing(checkpoints, test_texts):
     model, processor = load_checkpoint(checkpoints[0])
     tok = processor.tokenizer
@@ -229,6 +261,8 @@ def test_bpc_cli_prints_both_models_side_by_side(checkpoints, tmp_path, capsys):
     assert second["vocab_size"] == TWIN_VOCAB and first["vocab_size"] == 32000
     assert first["tokens_per_char"] != second["tokens_per_char"]
     assert record["settings"]["models"] == [str(ours), str(bpe)]
+    assert "copy gain" in printed and abs(first["copy_gain_nats"]) < 0.5   # untrained: no copying
+    assert first["copy_span"] == 64 and first["copy_first_nats"] > 5
 
 
 # -- 4. bad input --------------------------------------------------------------------------------------------------
@@ -244,6 +278,9 @@ def test_bad_settings_are_clear():
         LMEvalSettings(models=["x"], split="dev")
     with pytest.raises(ValueError, match="--max-chars cannot be negative"):
         LMEvalSettings(models=["x"], max_chars=-1)
+    for span, spans in [(1, 64), (-1, 64), (64, 0)]:
+        with pytest.raises(ValueError, match="--copy-span must be 0"):
+            LMEvalSettings(models=["x"], copy_span=span, copy_spans=spans)
 
 
 def test_missing_checkpoint_is_named_before_any_scoring(checkpoints, tmp_path, capsys):

@@ -16,14 +16,14 @@ from ko_hypervl.cli import main
 from ko_hypervl.imagecorpus.records import load_split, rows_spread_over_kinds
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training import TrainSettings, learning_rate_at
-from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, select_turns
+from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, repeat_opening, select_turns
 from ko_hypervl.training.losses import (answer_token_weights, cross_entropy_sum, distillation_kl_sum,
                                        gather_target_logits, gather_target_weights, greedy_correct,
                                         predicting_positions)
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.sampling import global_batch, micro_batches, process_share
-from ko_hypervl.training.stages import (AlignSettings, DCLSettings, SFTSettings, VisionLanguageSettings,
-                                        COLLAPSE_PATIENCE, VisionLanguageStage, visual_spread)
+from ko_hypervl.training.stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, SFTSettings,
+                                        VisionLanguageSettings, COLLAPSE_PATIENCE, VisionLanguageStage, visual_spread)
 from ko_hypervl.training.vrc import _turn_of_targets, label_scales, operating_point
 
 FIXTURES = Path(__file__).parent / "fixtures" / "user_data"
@@ -320,6 +320,39 @@ def test_stage_settings_refuse_contradictions():
     for scale in (0.0, 1.5):
         with pytest.raises(ValueError, match="--vision-lr-scale must be in"):
             SFTSettings(init=Path("a"), data=Path("b"), vision_lr_scale=scale)
+
+
+def test_repeat_opening_writes_the_opening_twice_and_keeps_the_length():
+    block = torch.arange(10)
+    assert repeat_opening(block, 3).tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 5, 6]
+    assert repeat_opening(block, 5).tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
+    assert repeat_opening(block.view(1, 10), 1).tolist() == [[0, 0, 1, 2, 3, 4, 5, 6, 7, 8]]
+    for span in (0, 6):
+        with pytest.raises(ValueError, match="repeated span must be 1 to half the block"):
+            repeat_opening(block, span)
+
+
+def test_lm_copy_share_repeats_that_share_of_blocks_the_same_way_after_a_resume(tiny):
+    _, model, processor = tiny
+    settings = dict(init=Path("a"), block_size=64, max_tokens=64 * 40)
+    plain = LanguageModelStage(LMSettings(**settings), processor.tokenizer, model.config, progress=False)
+    copying = LanguageModelStage(LMSettings(**settings, copy_share=0.5), processor.tokenizer, model.config,
+                                 progress=False, seed=3)
+    indices = list(range(40))
+    assert torch.equal(plain.make_batch(indices, 0)["input_ids"], plain.blocks)
+    batch = copying.make_batch(indices, 0)["input_ids"]
+    assert torch.equal(batch, copying.make_batch(indices, 0)["input_ids"])   # a pure function of (seed, step)
+    assert not torch.equal(batch, copying.make_batch(indices, 1)["input_ids"])
+    repeated = 0
+    for block, original in zip(batch, plain.blocks):
+        if torch.equal(block, original):
+            continue
+        span = next(n for n in range(8, 33) if torch.equal(block, repeat_opening(original, n)))
+        assert 64 // 8 <= span <= 64 // 2
+        repeated += 1
+    assert 10 <= repeated <= 30   # about half of 40
+    with pytest.raises(ValueError, match="--copy-share must be in"):
+        LMSettings(init=Path("a"), copy_share=1.5)
 
 
 def test_visual_spread_tells_a_collapsed_encoder_from_a_working_one(tiny, caplog):

@@ -12,6 +12,11 @@ harder tokens); loss per *character* of the same text can. The definition is the
   once, with at most ``block_size - 1`` tokens of context (training sees the same lengths);
 - bits per character = the summed negative log-likelihood of all predicted tokens, in bits, divided by
   the number of characters of the scored documents.
+
+Beside it, the *copy gain*: consecutive spans of the same stream are each fed twice in a row, and the
+gain is how many fewer nats per token the second copy costs than the first. An LM that can look back and
+copy (what transcribing an image, or quoting a number off it, needs) predicts the second copy almost
+for free; one that cannot pays the same twice (gain ≈ 0).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class LMEvalSettings:
     max_chars: int = setting(200_000, help="score the split's first documents up to this many characters "
                                            "(0: all); the same text for every model")
     block_size: int = setting(256, help="tokens per scored window (the tiny recipe's LM block size is 256)")
+    copy_span: int = setting(64, help="tokens per span of the copy-gain measure (each span is fed twice in a "
+                                      "row: 2 × span must fit the LM's context; 0: no copy measure)")
+    copy_spans: int = setting(64, help="spans of the copy-gain measure, from the start of the scored stream")
     batch_size: int = setting(8, help="windows per forward pass")
     device: str | None = setting(None, help="torch device, e.g. cuda (default: cpu)")
     json_out: Path | None = setting(None, help="also write the rows and these settings to this JSON file")
@@ -58,6 +66,8 @@ class LMEvalSettings:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.max_chars < 0:
             raise ValueError(f"--max-chars cannot be negative, got {self.max_chars} (0 scores the whole split)")
+        if self.copy_span < 0 or self.copy_span == 1 or self.copy_spans < 1:
+            raise ValueError("--copy-span must be 0 (off) or at least 2 tokens, and --copy-spans at least 1")
 
 
 def check_block_size(block_size: int) -> None:
@@ -145,12 +155,13 @@ def stream_nll(model, ids: Sequence[int], block_size: int, batch_size: int, prog
 
 
 def language_model_bits_per_char(model, tokenizer, texts: Sequence[str], block_size: int = 256, batch_size: int = 8,
-                                 progress: bool = False) -> dict:
+                                 progress: bool = False, copy_span: int = 0, copy_spans: int = 64) -> dict:
     """Bits per character of ``model`` on ``texts`` (see the module docstring for the exact definition).
 
     Returns ``bits_per_char``, ``nats_per_char``, ``bits_per_token`` (per predicted token), ``tokens`` (the
     stream, one EOS per document included), ``predicted_tokens`` (``tokens - 1``), ``chars``, ``documents``,
-    ``tokens_per_char`` and the totals ``nats`` and ``bits``.
+    ``tokens_per_char`` and the totals ``nats`` and ``bits``; with ``copy_span`` also ``copy_gain``'s figures
+    on the same stream.
     """
     check_block_size(block_size)
     docs = [t for t in texts if is_document(t)]
@@ -162,9 +173,48 @@ def language_model_bits_per_char(model, tokenizer, texts: Sequence[str], block_s
     nats = stream_nll(model, ids, block_size, batch_size, progress)
     bits = nats / math.log(2)
     predicted = len(ids) - 1
+    copies = {}
+    if copy_span:
+        _check_stream(model, tokenizer, [], 2 * copy_span)
+        copies = copy_gain(model, ids, copy_span, copy_spans, batch_size)
     return {"bits_per_char": bits / chars, "nats_per_char": nats / chars, "bits_per_token": bits / predicted,
             "tokens": len(ids), "predicted_tokens": predicted, "chars": chars, "documents": len(docs),
-            "tokens_per_char": len(ids) / chars, "nats": nats, "bits": bits}
+            "tokens_per_char": len(ids) / chars, "nats": nats, "bits": bits, **copies}
+
+
+def repeated_spans(ids: Sequence[int], span: int, count: int) -> torch.Tensor:
+    """``(spans, 2 · span)``: the stream's first ``count`` whole spans of ``span`` tokens, each written twice."""
+    if span < 2:
+        raise ValueError(f"a copy span must be at least 2 tokens, got {span}")
+    spans = min(count, len(ids) // span)
+    if spans == 0:
+        raise ValueError(f"the text gives {len(ids)} tokens, fewer than one copy span of {span}")
+    chunks = torch.as_tensor(list(ids[:spans * span]), dtype=torch.long).view(spans, span)
+    return torch.cat([chunks, chunks], dim=1)
+
+
+@torch.no_grad()
+def copy_gain(model, ids: Sequence[int], span: int = 64, count: int = 64, batch_size: int = 8) -> dict:
+    """Nats per token of each span's first copy and of its second (the same targets after the same previous
+    token), and ``copy_gain_nats``: the first minus the second. The span's first token is not scored in
+    either copy (the first has nothing before it)."""
+    pairs = repeated_spans(ids, span, count)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    first = second = 0.0
+    try:
+        for batch in pairs.split(batch_size):
+            x = batch.to(device)
+            nll = torch.nn.functional.cross_entropy(model(input_ids=x).logits[:, :-1].float().transpose(1, 2),
+                                                    x[:, 1:], reduction="none")
+            first += nll[:, :span - 1].sum().item()
+            second += nll[:, span:].sum().item()
+    finally:
+        model.train(was_training)
+    targets = len(pairs) * (span - 1)
+    return {"copy_first_nats": first / targets, "copy_second_nats": second / targets,
+            "copy_gain_nats": (first - second) / targets, "copy_spans": len(pairs), "copy_span": span}
 
 
 def evaluate_language_models(settings: LMEvalSettings) -> tuple[list[dict], str]:
@@ -180,7 +230,8 @@ def evaluate_language_models(settings: LMEvalSettings) -> tuple[list[dict], str]
         model, processor = load_checkpoint(directory, device=settings.device)
         log.info("scoring %s on %d documents", name, len(texts))
         result = language_model_bits_per_char(model, processor.tokenizer, texts, settings.block_size,
-                                              settings.batch_size, settings.progress)
+                                              settings.batch_size, settings.progress, settings.copy_span,
+                                              settings.copy_spans)
         rows.append({"model": name, "path": str(directory), "vocab_size": len(processor.tokenizer), **result})
         del model, processor
     for row in rows:
@@ -193,12 +244,16 @@ def evaluate_language_models(settings: LMEvalSettings) -> tuple[list[dict], str]
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| model | vocab | tokens | tokens/char | bits/token | bits/char | bits/char ÷ first | tokens/char ÷ first |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    copies = all("copy_gain_nats" in r for r in rows)
+    lines = ["| model | vocab | tokens | tokens/char | bits/token | bits/char | bits/char ÷ first | tokens/char ÷ first |"
+             + (" copy gain, nats/token (first → second copy) |" if copies else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if copies else "")]
     for r in rows:
+        copy = (f" {r['copy_gain_nats']:+.3f} ({r['copy_first_nats']:.2f} → {r['copy_second_nats']:.2f}) |"
+                if copies else "")
         lines.append(f"| {r['model']} | {r['vocab_size']:,} | {r['tokens']:,} | {r['tokens_per_char']:.4f} | "
                      f"{r['bits_per_token']:.4f} | {r['bits_per_char']:.4f} | {r['bits_per_char_ratio']:.4f} | "
-                     f"{r['tokens_per_char_ratio']:.4f} |")
+                     f"{r['tokens_per_char_ratio']:.4f} |{copy}")
     return "\n".join(lines)
 
 

@@ -63,6 +63,18 @@ def pack_text_blocks(tokenizer, texts, block_size: int, max_tokens: int | None =
     return torch.tensor(ids[:blocks * block_size], dtype=torch.long).view(blocks, block_size)
 
 
+def repeat_opening(block: torch.Tensor, span: int) -> torch.Tensor:
+    """``block`` with its first ``span`` tokens written twice in a row, the rest of the text after them.
+
+    Same length as ``block``: the copy pushes the block's last ``span`` tokens out. The second copy is
+    predictable only by looking back, so training on such blocks teaches the LM to copy from its context.
+    """
+    if not 0 < span <= block.shape[-1] // 2:
+        raise ValueError(f"the repeated span must be 1 to half the block ({block.shape[-1] // 2}) tokens, got {span}")
+    opening = block[..., :span]
+    return torch.cat([opening, opening, block[..., span:block.shape[-1] - span]], dim=-1)
+
+
 def chat_segments(processor, messages: list[dict]) -> list[tuple[str, bool]]:
     """The chat-template text of a conversation as ``(text, is_answer)`` pieces, in order.
 

@@ -59,7 +59,8 @@ def _load_for_training(init: Path):
 def train_lm(train: TrainSettings, settings: LMSettings) -> Path:
     """Stage 1: next-token prediction on the Korean text corpus (the language model only)."""
     model, processor = _load_for_training(settings.init)
-    stage = LanguageModelStage(settings, processor.tokenizer, model.config, progress=train.progress)
+    stage = LanguageModelStage(settings, processor.tokenizer, model.config, progress=train.progress,
+                               seed=train.seed)
     return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
 
 
