@@ -188,7 +188,8 @@ def repeated_spans(ids: Sequence[int], span: int, count: int) -> torch.Tensor:
         raise ValueError(f"a copy span must be at least 2 tokens, got {span}")
     spans = min(count, len(ids) // span)
     if spans == 0:
-        raise ValueError(f"the text gives {len(ids)} tokens, fewer than one copy span of {span}")
+        raise ValueError(f"the text gives {len(ids)} tokens, fewer than one copy span of {span}; "
+                         "lower --copy-span (0 skips the copy measure)")
     chunks = torch.as_tensor(list(ids[:spans * span]), dtype=torch.long).view(spans, span)
     return torch.cat([chunks, chunks], dim=1)
 
