@@ -70,8 +70,7 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad()
         if step % args.every == 0 or step == args.steps:
-            text = copy_gain(model, text_ids, 64, 32)
-            model.train()
+            text = copy_gain(model, text_ids, 64, 32)   # scores in eval mode and puts training mode back
             print(json.dumps({"step": step, "seconds": round(time.perf_counter() - started), "span": span,
                               "random_second_copy_nats": round(nll[:, span:].mean().item(), 3),
                               "random_first_copy_nats": round(nll[:, :span - 1].mean().item(), 3),
