@@ -140,9 +140,10 @@ def _lines_dataset(folder: Path, texts=("가나", "다라", "나가", "라다"))
     from datasets import Dataset, DatasetDict
     from PIL import Image, ImageDraw, ImageFont
 
-    from ko_hypervl.imagecorpus.fonts import fonts_dir
+    from ko_hypervl.imagecorpus.fonts import load_font_catalog
 
-    font = ImageFont.truetype(str(fonts_dir() / "NanumGothic.ttf"), 30)
+    gothic = next(f.path for f in load_font_catalog() if f.name == "nanum-gothic")
+    font = ImageFont.truetype(str(gothic), 30)
     rows = []
     for i, text in enumerate(texts):
         image = Image.new("RGB", (112, 56), "white")

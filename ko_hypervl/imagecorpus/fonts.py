@@ -3,13 +3,21 @@
 ``corpora/fonts/fonts.json`` lists every face with its style (``handwriting`` or ``printed``) and the split
 it belongs to: faces marked ``test`` are never used for training or validation samples, so the test split
 measures reading an unseen hand, not recalling a seen one.
+
+The faces are committed xz-compressed (``NanumPen.ttf.xz``): 40 MB of TTF packs into 9 MB, which keeps a
+checkout small enough to travel (the GPU machine takes at most 64 MiB). ``load_font_catalog`` unpacks each
+one once into ``~/.cache/ko_hypervl/fonts`` and checks it against the sha256 in ``fonts.json``, so every
+renderer, matplotlib and fontTools still get a plain TTF path and draw byte-identical images.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
-from dataclasses import dataclass
+import lzma
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import ImageFont
@@ -17,6 +25,7 @@ from PIL import ImageFont
 from ..textcorpus.layout import ENV_VAR, default_corpora_dir
 
 STYLES = ("handwriting", "printed")
+PACKED_SUFFIX = ".xz"
 
 
 class FontError(RuntimeError):
@@ -35,6 +44,39 @@ class FontFace:
 
 def fonts_dir(corpus_dir: Path | str | None = None) -> Path:
     return (Path(corpus_dir) if corpus_dir is not None else default_corpora_dir()) / "fonts"
+
+
+def font_cache_dir() -> Path:
+    """Where packed faces are unpacked (``$KO_HYPERVL_FONT_CACHE`` if set)."""
+    env = os.environ.get("KO_HYPERVL_FONT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "ko_hypervl" / "fonts"
+
+
+def unpacked_font(packed: Path, sha256: str, cache_dir: Path | None = None) -> Path:
+    """The TTF inside the xz file ``packed``, unpacked once into the cache and checked against ``sha256``.
+
+    The cache entry is named by the hash, so a changed face never reuses a stale file, and it is written to a
+    temporary name and renamed, so a process killed mid-write (or two unpacking at once) leaves no half font."""
+    if not sha256:
+        raise FontError(f"{packed} is packed but fonts.json gives no sha256 to check it against")
+    target = (cache_dir or font_cache_dir()) / sha256[:16] / packed.name.removesuffix(PACKED_SUFFIX)
+    if target.is_file():
+        return target
+    try:
+        data = lzma.decompress(packed.read_bytes())
+    except (OSError, lzma.LZMAError) as exc:
+        raise FontError(f"cannot unpack font {packed}: {exc}") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise FontError(f"font {packed} unpacks to bytes whose sha256 is not the {sha256} of fonts.json")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise FontError(f"cannot unpack font {packed} into {target.parent}: {exc}; "
+                        f"set KO_HYPERVL_FONT_CACHE to a writable folder") from exc
+    return target
 
 
 @functools.lru_cache(maxsize=8)
@@ -56,7 +98,8 @@ def load_font_catalog(directory: Path | str | None = None) -> tuple[FontFace, ..
             raise FontError(f"{index}: font {face.name!r} has unknown style {face.style!r}")
         if not face.path.is_file():
             raise FontError(f"font file missing: {face.path} (listed in {index} as {face.name!r})")
-    return faces
+    return tuple(replace(face, path=unpacked_font(face.path, entry.get("sha256", "")))
+                 if face.path.name.endswith(PACKED_SUFFIX) else face for face, entry in zip(faces, entries))
 
 
 def faces_for(split: str, style: str, directory: Path | str | None = None) -> list[FontFace]:
