@@ -243,6 +243,21 @@ def test_resume_after_sigkill_is_bitwise_equal_to_an_uninterrupted_run(init_chec
     assert all(torch.equal(moments[k], straight_moments[k]) for k in moments)
 
 
+def test_a_resumable_checkpoint_loads_as_a_model(reference_run):
+    """Each ``step-*`` folder carries the config and processor beside its weights, so a long run can be scored
+    while it trains; at the last step it is the final model."""
+    from ko_hypervl.checkpoint import load_checkpoint
+
+    step, step_processor = load_checkpoint(reference_run / "checkpoints" / "step-0000002")
+    final, processor = load_checkpoint(reference_run / "final")
+    assert step.config.to_diff_dict() | {"_name_or_path": ""} == final.config.to_diff_dict() | {"_name_or_path": ""}
+    assert step_processor.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
+    weights, final_weights = step.state_dict(), final.state_dict()
+    assert weights.keys() == final_weights.keys()
+    for name in weights:
+        assert torch.equal(weights[name], final_weights[name]), name
+
+
 # -- 3. clear errors instead of a wrong resume ----------------------------------------------------------------------
 
 def test_dangling_pointer_and_changed_settings_fail_clearly(init_checkpoint, reference_run, tmp_path):

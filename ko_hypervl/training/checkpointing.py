@@ -1,7 +1,9 @@
 """Resumable training checkpoints, written atomically, in safetensors and JSON only (no pickle).
 
 A checkpoint is a folder ``step-NNNNNNN`` with the model weights, the optimizer moments and a JSON
-state (step, counters, the settings that must not change on resume). It is written under a
+state (step, counters, the settings that must not change on resume). Given the processor, it also holds the
+model's config and the processor (tokenizer included), so every command loads it as a model: a long run can be
+scored while it trains (``ko-hypervl model bpc RUN/checkpoints/step-0001000``). It is written under a
 ``.partial`` name and renamed when complete, then ``latest.json`` is replaced atomically to point at it,
 so a run killed at any moment leaves either the previous checkpoint or the new one, never half of one.
 """
@@ -51,8 +53,10 @@ def restore_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_training_checkpoint(directory: Path, model, optimizer, state: dict, keep: int) -> Path:
-    """Write step ``state["step"]`` under ``directory`` and point ``latest.json`` at it; prune old ones."""
+def save_training_checkpoint(directory: Path, model, optimizer, state: dict, keep: int, processor=None) -> Path:
+    """Write step ``state["step"]`` under ``directory`` and point ``latest.json`` at it; prune old ones.
+
+    With ``processor`` the folder is also a complete model checkpoint (config, generation config, processor)."""
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{state['step']:07d}"
     final = directory / name
@@ -63,6 +67,11 @@ def save_training_checkpoint(directory: Path, model, optimizer, state: dict, kee
         (partial / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
         (partial / "state.json").write_text(json.dumps(state, ensure_ascii=False, indent=1, default=str),
                                             encoding="utf-8")
+        if processor is not None:
+            model.config.save_pretrained(partial)
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(partial)
+            processor.save_pretrained(partial)
     write_json_atomic(directory / LATEST, {"step": state["step"], "checkpoint": name})
     _prune(directory, keep)
     return final

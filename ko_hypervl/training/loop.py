@@ -121,10 +121,11 @@ def _make_accelerator(settings: TrainSettings):
     return accelerator
 
 
-def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResult:
+def train(stage, model, settings: TrainSettings, accelerator=None, processor=None) -> TrainResult:
     """Run ``stage`` on ``model`` for ``settings.steps`` steps, resuming from ``settings.out`` if a run is there.
 
-    Returns when the last step is done (the model then holds the trained weights, unwrapped).
+    Returns when the last step is done (the model then holds the trained weights, unwrapped). With the model's
+    ``processor``, every resumable checkpoint is also a model any command loads.
     """
     accelerator = accelerator or _make_accelerator(settings)
     if settings.threads:
@@ -238,7 +239,7 @@ def train(stage, model, settings: TrainSettings, accelerator=None) -> TrainResul
                             "seconds": elapsed_before + spent}
                 save_training_checkpoint(checkpoints, accelerator.unwrap_model(model), optimizer,
                                          {"step": step + 1, "fingerprint": expected, "counters": counters},
-                                         settings.keep_checkpoints)
+                                         settings.keep_checkpoints, processor)
             accelerator.wait_for_everyone()
     all_batches.close()     # stops the prefetch thread
     bar.close()

@@ -61,7 +61,8 @@ def train_lm(train: TrainSettings, settings: LMSettings) -> Path:
     model, processor = _load_for_training(settings.init)
     stage = LanguageModelStage(settings, processor.tokenizer, model.config, progress=train.progress,
                                seed=train.seed)
-    return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
+    result = loop.train(stage, model, train, processor=processor)   # checkpoints that load as models
+    return _finish(result, model, processor, train.out, [train, settings], settings.init)
 
 
 def _vision_language_dataset(settings: VisionLanguageSettings):
@@ -74,7 +75,8 @@ def train_vision_language(name: str, train: TrainSettings, settings: VisionLangu
     """Stages 2-4 (align, sft, dcl): image conversations, answers as targets."""
     model, processor = _load_for_training(settings.init)
     stage = VisionLanguageStage(name, settings, _vision_language_dataset(settings), processor, train.seed)
-    return _finish(loop.train(stage, model, train), model, processor, train.out, [train, settings], settings.init)
+    result = loop.train(stage, model, train, processor=processor)   # checkpoints that load as models
+    return _finish(result, model, processor, train.out, [train, settings], settings.init)
 
 
 def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
