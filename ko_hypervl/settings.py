@@ -93,6 +93,33 @@ def settings_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
+def parse_setting(cls: type, name: str, text: str) -> Any:
+    """``text`` as the value of ``cls``'s field ``name``, typed as its flag would parse it (lists: comma-separated).
+
+    For settings given as ``FIELD=VALUE`` strings rather than flags (``ko-hypervl train pipeline --override``)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ValueError(f"{cls.__name__} has no setting {name!r}; it has {', '.join(sorted(fields))}")
+    tp, optional = _unwrap_optional(typing.get_type_hints(cls)[name])
+    if optional and text.lower() == "none":
+        return None
+    try:
+        if tp is bool:
+            words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+            value = words[text.lower()]
+        elif typing.get_origin(tp) in (list, tuple):
+            (item_type, *_) = typing.get_args(tp) or (str,)
+            value = typing.get_origin(tp)(item_type(item) for item in text.split(",") if item)
+        else:
+            value = tp(text)
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"{cls.__name__}.{name}: {text!r} is not a valid {getattr(tp, '__name__', tp)}") from None
+    choices = fields[name].metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{cls.__name__}.{name}: {text!r} is not one of {', '.join(map(str, choices))}")
+    return value
+
+
 def settings_dict(settings) -> dict:
     """A settings dataclass as JSON-ready values (paths as strings, in lists too), for run records and model cards."""
     return {k: _json_ready(v) for k, v in dataclasses.asdict(settings).items()}

@@ -495,6 +495,44 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert answer.decisions[0].chosen_by == "vrc" and answer.visual_tokens <= answer.decisions[0].full_visual_tokens
 
 
+def test_pipeline_overrides_change_one_stage_over_the_recipe(tmp_path):
+    from ko_hypervl.training.pipeline import (PipelineSettings, _lm_settings, _stage_settings, _train_settings,
+                                              _vrc_settings)
+
+    settings = PipelineSettings(out=tmp_path, recipe="tiny", steps_scale=0.5, override=(
+        "lm.steps=20000", "lm.batch_size=64", "lm.copy_share=0.5", "lm.precision=bf16", "sft.answer_weighting=sqrt",
+        "vrc.tolerances=0,0.1", "dcl.train_vision=false"))
+    lm = _train_settings(RECIPES["tiny"], "lm", settings)
+    assert (lm.steps, lm.batch_size, lm.precision) == (20000, 64, "bf16")       # after --steps-scale, not halved
+    assert lm.micro_batch_size == RECIPES["tiny"].train["lm"]["micro_batch_size"] and lm.save_every == 25
+    assert _train_settings(RECIPES["tiny"], "sft", settings).steps == RECIPES["tiny"].train["sft"]["steps"] // 2
+    assert _lm_settings(RECIPES["tiny"], settings, tmp_path).copy_share == 0.5
+    assert _stage_settings(RECIPES["tiny"], "sft", settings, tmp_path, tmp_path).answer_weighting == "sqrt"
+    assert _stage_settings(RECIPES["tiny"], "dcl", settings, tmp_path, tmp_path).train_vision is False
+    assert _stage_settings(RECIPES["tiny"], "align", settings, tmp_path, tmp_path).train_vision is True
+    assert _vrc_settings(RECIPES["tiny"], settings, tmp_path, tmp_path).tolerances == [0.0, 0.1]
+    plain = PipelineSettings(out=tmp_path, recipe="tiny")
+    assert _lm_settings(RECIPES["tiny"], plain, tmp_path).copy_share == 0.0
+    # the CLI takes them as one flag with several values
+    from ko_hypervl.cli import build_parser
+    args = build_parser().parse_args(["train", "pipeline", "--out", str(tmp_path), "--override", "lm.steps=7",
+                                      "lm.copy_share=0.25"])
+    assert args.override == ["lm.steps=7", "lm.copy_share=0.25"]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lm.steps", "STAGE.FIELD=VALUE"), ("steps=3", "STAGE.FIELD=VALUE"), ("eval.steps=3", "no stage 'eval'"),
+    ("read.steps=3", "does not run the read stage"), ("lm.out=x", "sets out itself"),
+    ("lm.stepz=3", "no setting 'stepz'"), ("lm.steps=many", "not a valid int"), ("sft.answer_weighting=cube", "not one of"),
+    ("lm.progress=yes", "sets progress itself"), ("align.train_vision=maybe", "not a valid bool"),
+])
+def test_bad_pipeline_override_fails_before_any_stage(tmp_path, item, message):
+    from ko_hypervl.training.pipeline import PipelineSettings
+
+    with pytest.raises(ValueError, match=message):
+        PipelineSettings(out=tmp_path, recipe="tiny", override=(item,))
+
+
 def test_read_steps_add_the_reading_stage_and_read_lines_give_it_its_own_ocr_corpus(tmp_path):
     from ko_hypervl.training.pipeline import PipelineSettings, _read_corpus, _read_settings, _train_settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
-from ..settings import setting
+from ..settings import parse_setting, setting
 from .checkpointing import write_json_atomic
 from .reading import READING_ORDERS, ReadSettings, check_blank_prior, check_reading_order
 from .run import FINAL, hardware, stage_history, train_lm, train_read, train_vision_language
@@ -30,6 +30,12 @@ OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train`
 # the reading stage's loop settings when a recipe has none (docs/ablations/reading_pretraining.md's runs)
 READ_TRAIN = dict(steps=1500, batch_size=16, micro_batch_size=16, learning_rate=1e-3, warmup_steps=100, save_every=250)
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
+# what --override may change per stage: its loop (TrainSettings; vrc has none) and its own settings
+OVERRIDABLE = {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings),
+               "align": (TrainSettings, AlignSettings), "sft": (TrainSettings, SFTSettings),
+               "dcl": (TrainSettings, DCLSettings), "vrc": (VRCSettings,)}
+# set by the pipeline itself (run folders, the stage chain, its --seed and --progress)
+PIPELINE_OWNED = {"out", "init", "data", "seed", "progress"}
 # after a reading stage the encoders read; the stages after it start with untrained projectors whose large first
 # gradients flow into the encoders (aligning at the full rate after a reading run, both branches' visual tokens
 # collapsed to one vector within 15 steps: docs/ablations/reading_pretraining.md), so by default the encoders
@@ -165,6 +171,11 @@ class PipelineSettings:
                                                            "projection)")
     workers: int = setting(2, help="rendering processes")
     seed: int = setting(0, help="seed of the data, the weights and the data order")
+    override: tuple[str, ...] = setting((), help="change a stage's setting over the recipe's: STAGE.FIELD=VALUE, "
+                                                 "e.g. lm.steps=20000 lm.batch_size=64 lm.micro_batch_size=64 "
+                                                 "lm.copy_share=0.5 lm.precision=bf16 (a GPU's longer LM pretraining); "
+                                                 "FIELD is one of `ko-hypervl train STAGE`'s flags, in snake case; "
+                                                 "applied after --steps-scale")
     evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
     progress: bool = setting(True, help="show progress bars")
 
@@ -190,12 +201,39 @@ class PipelineSettings:
             check_blank_prior(self.read_blank_prior, "--read-blank-prior")
         if self.read_order is not None:
             check_reading_order(self.read_order, "--read-order")
+        _ = self.overrides   # parsed now, so a typo stops the run before hours of earlier stages
         for flag, value in (("--read-lines", self.read_lines),
                             ("--read-blank-prior", self.read_blank_prior is not None),
                             ("--read-order", self.read_order is not None)):
             if value and not self.runs_stage("read"):
                 raise ValueError(f"{flag} is for the reading stage, which recipe {self.recipe!r} does not run: "
                                  "add --read-steps")
+
+    @property
+    def overrides(self) -> dict[str, dict[type, dict]]:
+        """``--override`` as {stage: {settings class: {field: typed value}}}."""
+        parsed: dict[str, dict[type, dict]] = {}
+        for item in self.override:
+            target, sep, text = item.partition("=")
+            stage, dot, name = target.partition(".")
+            if not (sep and dot and stage and name):
+                raise ValueError(f"--override {item!r}: write STAGE.FIELD=VALUE, e.g. lm.steps=20000")
+            if stage not in OVERRIDABLE:
+                raise ValueError(f"--override {item!r}: no stage {stage!r}; the stages are {', '.join(OVERRIDABLE)}")
+            if not self.runs_stage(stage):
+                raise ValueError(f"--override {item!r}: recipe {self.recipe!r} does not run the {stage} stage")
+            if name in PIPELINE_OWNED:
+                raise ValueError(f"--override {item!r}: the pipeline sets {name} itself")
+            owner = next((cls for cls in OVERRIDABLE[stage] if name in cls.__dataclass_fields__), None)
+            if owner is None:
+                fields = sorted({f for cls in OVERRIDABLE[stage] for f in cls.__dataclass_fields__} - PIPELINE_OWNED)
+                raise ValueError(f"--override {item!r}: the {stage} stage has no setting {name!r}; it has "
+                                 f"{', '.join(fields)}")
+            parsed.setdefault(stage, {}).setdefault(owner, {})[name] = parse_setting(owner, name, text)
+        return parsed
+
+    def stage_overrides(self, stage: str, cls: type) -> dict:
+        return self.overrides.get(stage, {}).get(cls, {})
 
     @property
     def encoder_lr_scale(self) -> float:
@@ -291,13 +329,25 @@ def _read_corpus(settings: PipelineSettings) -> Path | None:
 def _read_settings(recipe: Recipe, settings: PipelineSettings, init: Path, data: Path) -> ReadSettings:
     """The reading stage's settings: the recipe's, with the pipeline's --read-* flags over them."""
     flags = {"blank_prior": settings.read_blank_prior, "order": settings.read_order}
-    values = {**recipe.stage.get("read", {}), **{k: v for k, v in flags.items() if v is not None}}
+    values = {**recipe.stage.get("read", {}), **{k: v for k, v in flags.items() if v is not None},
+              **settings.stage_overrides("read", ReadSettings)}
     return ReadSettings(init=init, data=_read_corpus(settings) or data, **values)
 
 
 def _stage_settings(recipe: Recipe, stage: str, settings: PipelineSettings, init: Path, data: Path):
     """Align's, sft's or dcl's settings: the recipe's, with the pipeline's treatment of the encoders."""
-    return STAGE_SETTINGS[stage](init=init, data=data, **{**settings.encoder_settings, **recipe.stage[stage]})
+    cls = STAGE_SETTINGS[stage]
+    return cls(init=init, data=data, **{**settings.encoder_settings, **recipe.stage[stage],
+                                        **settings.stage_overrides(stage, cls)})
+
+
+def _lm_settings(recipe: Recipe, settings: PipelineSettings, init: Path) -> LMSettings:
+    return LMSettings(init=init, **{**recipe.stage["lm"], **settings.stage_overrides("lm", LMSettings)})
+
+
+def _vrc_settings(recipe: Recipe, settings: PipelineSettings, init: Path, data: Path) -> VRCSettings:
+    return VRCSettings(out=settings.out / "vrc", init=init, data=data, seed=settings.seed, progress=settings.progress,
+                       **{**recipe.stage["vrc"], **settings.stage_overrides("vrc", VRCSettings)})
 
 
 def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
@@ -306,6 +356,7 @@ def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> T
         values["steps"] = settings.read_steps
         values["warmup_steps"] = min(values.get("warmup_steps", 10), settings.read_steps // 10)
     values["steps"] = max(1, round(values["steps"] * settings.steps_scale))
+    values.update(settings.stage_overrides(stage, TrainSettings))
     values["save_every"] = min(values.get("save_every", 50), values["steps"])
     return TrainSettings(out=settings.out / stage, seed=settings.seed, progress=settings.progress, **values)
 
@@ -340,11 +391,10 @@ def run_pipeline(settings: PipelineSettings) -> Path:
             log.info("%s: already done (%s)", stage, final)
         elif stage == "vrc":   # one process: the labelling pass and the predictor are small
             if state.is_main_process:
-                train_vrc(VRCSettings(out=settings.out / stage, init=model_dir, data=data, seed=settings.seed,
-                                      progress=settings.progress, **recipe.stage["vrc"]))
+                train_vrc(_vrc_settings(recipe, settings, model_dir, data))
             state.wait_for_everyone()
         elif stage == "lm":
-            train_lm(_train_settings(recipe, stage, settings), LMSettings(init=model_dir, **recipe.stage["lm"]))
+            train_lm(_train_settings(recipe, stage, settings), _lm_settings(recipe, settings, model_dir))
         elif stage == "read":
             train_read(_train_settings(recipe, stage, settings), _read_settings(recipe, settings, model_dir, data))
         else:
