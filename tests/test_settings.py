@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ko_hypervl.settings import add_settings_arguments, setting, settings_from_args
+from ko_hypervl.settings import add_settings_arguments, parse_setting, setting, settings_from_args
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Example:
     mode: str = setting("auto", help="branch", choices=("auto", "low", "high"))
     smoke: bool = setting(False, help="tiny run")
     scales: tuple[float, ...] = setting((0.25, 0.5, 1.0), help="scales")
+    limit: int | None = setting(None, help="optional cap")
 
 
 def parse(argv):
@@ -59,3 +60,15 @@ def test_positional_settings():
         parser.parse_args(["d"])   # a list takes one value or more
     with pytest.raises(TypeError, match="no setting"):
         add_settings_arguments(argparse.ArgumentParser(), Example, positional=("nope",))
+
+
+def test_parse_setting_types_text_as_the_flag_would():
+    assert parse_setting(Example, "data", "x.jsonl") == Path("x.jsonl")
+    assert parse_setting(Example, "steps", "3") == 3 and parse_setting(Example, "lr", "1e-3") == 1e-3
+    assert parse_setting(Example, "mode", "low") == "low" and parse_setting(Example, "smoke", "True") is True
+    assert parse_setting(Example, "scales", "0.5,1") == (0.5, 1.0)
+    assert parse_setting(Example, "limit", "none") is None and parse_setting(Example, "limit", "7") == 7
+    for name, text, message in [("steps", "3.5", "not a valid int"), ("smoke", "sure", "not a valid bool"),
+                                ("mode", "mid", "not one of"), ("step", "3", "no setting 'step'")]:
+        with pytest.raises(ValueError, match=message):
+            parse_setting(Example, name, text)
