@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.vocab < 2 or min(args.steps, args.batch_size, args.every) < 1:
+        parser.error("--vocab must be at least 2 and --steps, --batch-size, --every at least 1")
+    if not 2 <= args.min_span <= args.max_span:
+        parser.error(f"spans must satisfy 2 <= --min-span <= --max-span, got {args.min_span} and {args.max_span}")
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     config = AutoConfig.from_pretrained(bundled_model_dir()).text_config
