@@ -8,6 +8,8 @@ checkpoint's LM costs per held-out token against a table of unigram counts of th
 training documents (add-0.1 smoothing): an LM near that number has learnt which tokens are common, not context.
 
     python docs/ablations/copy_probe.py runs/tr5/read/final runs/tr5p/copy-read --steps 500
+    python docs/ablations/copy_probe.py runs/tr4/init runs/plateau/init-sampled128 --steps 1000 --batch-size 64 \
+        --sampled-vocab 128 --every 100
 """
 
 from __future__ import annotations
@@ -45,7 +47,18 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unigram-docs", type=int, default=20_000)
+    parser.add_argument("--sampled-vocab", type=int, default=0, metavar="N",
+                        help="draw each step's spans from N random ordinary tokens and score only those N "
+                             "(a sampled softmax over the tied output embeddings: with the 32k head costing "
+                             "most of the LM's compute, a step is several times cheaper); 0: the full vocabulary")
+    parser.add_argument("--token-pool", type=int, default=0, metavar="P",
+                        help="with --sampled-vocab: draw each step's N tokens from one fixed random pool of P "
+                             "ordinary tokens (P = N: always the same N tokens); 0: from all of them")
     args = parser.parse_args()
+    if args.sampled_vocab < 0 or args.token_pool < 0:
+        parser.error("--sampled-vocab and --token-pool must be at least 0")
+    if args.token_pool and not 0 < args.sampled_vocab <= args.token_pool:
+        parser.error("--token-pool P needs --sampled-vocab N with 0 < N <= P")
     generator = torch.Generator().manual_seed(args.seed)
     model, processor = load_checkpoint(args.init)
     vocab = model.config.text_config.vocab_size
@@ -58,14 +71,24 @@ def main() -> None:
                       "unigram_nats_per_token": round(unigram_nats_per_token(train_ids, text_ids[1:], vocab), 3),
                       "unigram_train_tokens": len(train_ids), "copy": copy_gain(model, text_ids, 64, 32)}), flush=True)
     optimizer = torch.optim.AdamW(model.language_model.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    decoder, head = model.language_model.get_decoder(), model.language_model.get_output_embeddings()
+    if args.sampled_vocab:   # only then: the documented full-vocabulary runs keep their random spans
+        pool = first_word + torch.randperm(vocab - first_word, generator=generator)[:args.token_pool or None]
     started = time.perf_counter()
     model.train()
     for step in range(1, args.steps + 1):
         span = int(torch.randint(args.min_span, args.max_span + 1, (1,), generator=generator))
-        opening = torch.randint(first_word, vocab, (args.batch_size, span), generator=generator)
-        x = torch.cat([opening, opening], dim=1)
-        nll = torch.nn.functional.cross_entropy(model(input_ids=x).logits[:, :-1].transpose(1, 2), x[:, 1:],
-                                                reduction="none")
+        if args.sampled_vocab:
+            subset = pool[torch.randperm(len(pool), generator=generator)[:args.sampled_vocab]]
+            local = torch.randint(0, len(subset), (args.batch_size, span), generator=generator)
+            x = subset[torch.cat([local, local], dim=1)]
+            logits = decoder(input_ids=x).last_hidden_state[:, :-1] @ head.weight[subset].T
+            targets = torch.cat([local, local], dim=1)[:, 1:]
+        else:
+            opening = torch.randint(first_word, vocab, (args.batch_size, span), generator=generator)
+            x = torch.cat([opening, opening], dim=1)
+            logits, targets = model(input_ids=x).logits[:, :-1], x[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         nll.mean().backward()
         optimizer.step()
         optimizer.zero_grad()
