@@ -81,9 +81,10 @@ def main() -> None:
         if args.sampled_vocab:
             subset = pool[torch.randperm(len(pool), generator=generator)[:args.sampled_vocab]]
             local = torch.randint(0, len(subset), (args.batch_size, span), generator=generator)
-            x = subset[torch.cat([local, local], dim=1)]
+            pair = torch.cat([local, local], dim=1)   # positions in `subset`, which are the sampled classes
+            x = subset[pair]
             logits = decoder(input_ids=x).last_hidden_state[:, :-1] @ head.weight[subset].T
-            targets = torch.cat([local, local], dim=1)[:, 1:]
+            targets = pair[:, 1:]
         else:
             opening = torch.randint(first_word, vocab, (args.batch_size, span), generator=generator)
             x = torch.cat([opening, opening], dim=1)
