@@ -20,8 +20,8 @@ from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .textcorpus import CorpusError, SplitSettings, load_eval_text, load_text_corpus  # noqa: E402
 from .tokenization import KoHyperVLTokenizer, load_tokenizer, tokenize_dataset  # noqa: E402
 from .training import (  # noqa: E402
-    AlignSettings, DCLSettings, LMSettings, LoraDataSettings, ReadSettings, SFTSettings, TrainSettings, train_lm,
-    train_lora, train_read, train_vision_language,
+    AlignSettings, CopySettings, DCLSettings, LMSettings, LoraDataSettings, ReadSettings, SFTSettings, TrainSettings,
+    train_copy, train_lm, train_lora, train_read, train_vision_language,
 )
 from .training.pipeline import PipelineSettings, run_pipeline  # noqa: E402
 from .training.vrc import VRCSettings, train_vrc  # noqa: E402
@@ -33,7 +33,7 @@ __all__ = [
     "load_checkpoint", "load_image", "save_checkpoint", "transfer_vocabulary", "CorpusError", "ImageCorpusSettings",
     "ReaderError", "build_image_corpus", "read_llava", "read_multiple_choice", "read_user_data", "KoHyperVLTokenizer",
     "SplitSettings", "__version__", "load_eval_text", "load_text_corpus", "load_tokenizer", "tokenize_dataset",
-    "AlignSettings", "DCLSettings", "LMSettings", "LoraDataSettings", "PipelineSettings", "ReadSettings", "SFTSettings",
-    "TrainSettings", "VRCSettings", "run_pipeline", "train_lm", "train_lora", "train_read", "train_vision_language",
+    "AlignSettings", "CopySettings", "DCLSettings", "LMSettings", "LoraDataSettings", "PipelineSettings", "ReadSettings", "SFTSettings",
+    "TrainSettings", "VRCSettings", "run_pipeline", "train_copy", "train_lm", "train_lora", "train_read", "train_vision_language",
     "train_vrc",
 ]

@@ -11,10 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
 from ko_hypervl.imagecorpus.records import load_split, rows_spread_over_kinds
-from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training import TrainSettings, learning_rate_at
 from ko_hypervl.training.data import IGNORE, ConversationEncoder, chat_segments, repeat_opening, select_turns
 from ko_hypervl.training.losses import (answer_token_weights, cross_entropy_sum, distillation_kl_sum,
@@ -33,15 +31,6 @@ MESSAGES = [
     {"role": "user", "content": [{"type": "text", "text": "제목은 무엇인가요?"}]},
     {"role": "assistant", "content": [{"type": "text", "text": "학년별 학생 수"}]},
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny untrained checkpoint folder and its processor."""
-    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
-    directory = tmp_path_factory.mktemp("tiny") / "init"
-    save_checkpoint(model, processor, directory)
-    return directory, model, processor
 
 
 @pytest.fixture()
@@ -453,18 +442,19 @@ def smoke_run(tmp_path_factory):
 def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     model_dir = smoke_run / "model"
     summary = json.loads((model_dir / "training_summary.json").read_text(encoding="utf-8"))
-    assert [s["stage"] for s in summary["stages"]] == ["lm", "read", "align", "sft", "dcl", "vrc"]
+    assert [s["stage"] for s in summary["stages"]] == ["copy", "lm", "read", "align", "sft", "dcl", "vrc"]
     assert summary["recipe"] == "smoke" and summary["recipe_description"] == RECIPES["smoke"].description
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     assert config["vision_config"]["stem_channels"] == config["small_vision_config"]["stem_channels"] == [8]
-    for stage in summary["stages"][:5]:
+    for stage in summary["stages"][:6]:
         assert stage["samples_per_second"] > 0 and stage["tokens_per_second"] > 0
         log = [json.loads(line) for line in (smoke_run / stage["stage"] / "log.jsonl").read_text().splitlines()]
         assert [row["step"] for row in log] == list(range(1, stage["steps"] + 1))
         assert (smoke_run / stage["stage"] / "loss.png").stat().st_size > 1000
     lm_log = [json.loads(line) for line in (smoke_run / "lm" / "log.jsonl").read_text().splitlines()]
     assert lm_log[-1]["loss"] < lm_log[0]["loss"]   # it learns
-    read = summary["stages"][1]
+    assert summary["stages"][0]["settings"]["CopySettings"]["pools"] == [16]
+    read = summary["stages"][2]
     assert read["settings"]["ReadSettings"]["data"] == str(smoke_run / "read-data")     # --read-lines' own lines
     assert read["settings"]["ReadSettings"]["blank_prior"] == 0.9
     assert set(load_split(smoke_run / "read-data", "train")["kind"]) == {"ocr"}
@@ -472,7 +462,7 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert read["reading_classes"] > 20 and 0 <= read["reading_cer"]["large"]["cer"]
     # after the reading stage, the later stages train the encoders at a tenth of their rate
     scales = {s["stage"]: s["settings"][f"{cls}Settings"]["vision_lr_scale"]
-              for s, cls in zip(summary["stages"][2:5], ("Align", "SFT", "DCL"))}
+              for s, cls in zip(summary["stages"][3:6], ("Align", "SFT", "DCL"))}
     assert scales == {"align": 0.1, "sft": 0.1, "dcl": 0.1}
     dcl_log = json.loads((smoke_run / "dcl" / "log.jsonl").read_text().splitlines()[-1])
     assert {"loss_large", "loss_small", "loss_kl", "visual_spread_large", "visual_spread_small"} <= set(dcl_log)
@@ -625,7 +615,7 @@ def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")
     assert main(["train", "pipeline", *SMOKE_PIPELINE, "--out", str(smoke_run)]) == 0
-    assert sum("already done" in r.getMessage() for r in caplog.records) == 6
+    assert sum("already done" in r.getMessage() for r in caplog.records) == 7   # copy, lm, read, align, sft, dcl, vrc
     assert (smoke_run / "model" / "model.safetensors").read_bytes() == before
 
 

@@ -12,6 +12,7 @@ from ..settings import add_settings_arguments, settings_from_args
 from .common import add_command_group, add_settings_command
 
 STAGE_HELP = {
+    "copy": "0. teach a fresh language model to copy from its context (random spans written twice; optional)",
     "lm": "1. pretrain (or continue pretraining) the language model on the Korean text corpus",
     "read": "1b. reading pretraining: the vision encoders learn to transcribe through a CTC head (optional)",
     "align": "2. alignment: encoders and projectors on reading text and chart-to-table, LM frozen",
@@ -28,11 +29,12 @@ def _settings_classes(name: str) -> tuple[type, ...]:
     from ..training import LoraDataSettings, TrainSettings
     from ..training.pipeline import PipelineSettings
     from ..training.reading import ReadSettings
+    from ..training.copying import CopySettings
     from ..training.run import VISION_LANGUAGE
     from ..training.stages import LMSettings
     from ..training.vrc import VRCSettings
 
-    return {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,),
+    return {"copy": (TrainSettings, CopySettings), "lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,),
             "lora": (TrainSettings, LoraDataSettings, LoraSettings), "pipeline": (PipelineSettings,),
             **{k: (TrainSettings, cls) for k, cls in VISION_LANGUAGE.items()}}[name]
 
@@ -82,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..training.vrc import train_vrc
 
         final = train_vrc(*settings)
+    elif args.stage == "copy":
+        final = run.train_copy(*settings)
     elif args.stage == "lm":
         final = run.train_lm(*settings)
     elif args.stage == "read":

@@ -18,22 +18,29 @@ from ..checkpoint import TRAINING_SUMMARY, save_checkpoint, staged_directory
 from ..model.build import ModelBuildSettings, build_model
 from ..settings import parse_setting, setting
 from .checkpointing import write_json_atomic
+from .copying import CopySettings
 from .reading import READING_ORDERS, ReadSettings, check_blank_prior, check_reading_order
-from .run import FINAL, hardware, stage_history, train_lm, train_read, train_vision_language
+from .run import FINAL, hardware, stage_history, train_copy, train_lm, train_read, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
 from .vrc import VRCSettings, train_vrc
 
 log = logging.getLogger(__name__)
-STAGES = ("lm", "read", "align", "sft", "dcl", "vrc")
-OPTIONAL_STAGES = {"read"}      # run only by recipes that list them in ``train`` (or, for read, --read-steps)
+STAGES = ("copy", "lm", "read", "align", "sft", "dcl", "vrc")
+# run only by recipes that list them in ``train``, or with --copy-steps / --read-steps
+OPTIONAL_STAGES = {"copy", "read"}
 # the reading stage's loop settings when a recipe has none (docs/ablations/reading_pretraining.md's runs)
 READ_TRAIN = dict(steps=1500, batch_size=16, micro_batch_size=16, learning_rate=1e-3, warmup_steps=100, save_every=250)
+# the copy stage's loop when a recipe has none: docs/ablations/copying.md's run (batch 64 at a constant 1e-3; the
+# last pool is learnt while the rate would otherwise have decayed)
+COPY_TRAIN = dict(steps=2500, batch_size=64, micro_batch_size=64, learning_rate=1e-3, min_lr_ratio=1.0,
+                  warmup_steps=20, save_every=200)
+OPTIONAL_TRAIN = {"copy": COPY_TRAIN, "read": READ_TRAIN}
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
 # what --override may change per stage: its loop (TrainSettings; vrc has none) and its own settings
-OVERRIDABLE = {"lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings),
-               "align": (TrainSettings, AlignSettings), "sft": (TrainSettings, SFTSettings),
-               "dcl": (TrainSettings, DCLSettings), "vrc": (VRCSettings,)}
+OVERRIDABLE = {"copy": (TrainSettings, CopySettings), "lm": (TrainSettings, LMSettings),
+               "read": (TrainSettings, ReadSettings), "align": (TrainSettings, AlignSettings),
+               "sft": (TrainSettings, SFTSettings), "dcl": (TrainSettings, DCLSettings), "vrc": (VRCSettings,)}
 # set by the pipeline itself (run folders, the stage chain, its --seed and --progress)
 PIPELINE_OWNED = {"out", "init", "data", "seed", "progress"}
 # after a reading stage the encoders read; the stages after it start with untrained projectors whose large first
@@ -86,12 +93,14 @@ TINY_READ_MODEL = {**TINY_MODEL, "tile_size": 128, "patch_size": 16, "vit_stem_c
 RECIPES = {
     "smoke": Recipe(
         model=SMOKE_MODEL, images_per_kind=10,
-        train={"lm": dict(steps=12, batch_size=4, micro_batch_size=4, warmup_steps=2, save_every=6),
+        train={"copy": dict(steps=4, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=2),
+               "lm": dict(steps=12, batch_size=4, micro_batch_size=4, warmup_steps=2, save_every=6),
                "read": dict(steps=4, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=2),
                "align": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
                "sft": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3),
                "dcl": dict(steps=6, batch_size=4, micro_batch_size=4, warmup_steps=1, save_every=3)},
-        stage={"lm": dict(block_size=128, max_tokens=40_000), "read": dict(eval_rows=4), "align": dict(max_length=1024),
+        stage={"copy": dict(pools=(16,), pool_steps=(2,), sampled_vocab=16, max_span=16),
+               "lm": dict(block_size=128, max_tokens=40_000), "read": dict(eval_rows=4), "align": dict(max_length=1024),
                "sft": dict(max_length=1024), "dcl": dict(max_length=1024),
                "vrc": dict(max_images=12, fit_steps=20, fit_batch_size=8, tolerances=[0.0, 0.05, 0.2, 1.0])},
         description="a minutes-long run of every stage on a toy-sized model, for tests and CI",
@@ -148,6 +157,9 @@ class PipelineSettings:
     steps_scale: float = setting(1.0, help="multiply every stage's steps (e.g. 0.1 for a quick look)")
     images_per_kind: int = setting(0, help="rendered images per kind (0: the recipe's)")
     data: Path | None = setting(None, help="use this rendered image corpus instead of rendering one")
+    copy_steps: int = setting(0, help="first teach the fresh LM to copy from its context for this many steps "
+                                      "(random spans from a growing token pool, batch 64: 0.8 s a step on the 2-core "
+                                      "CPU; docs/ablations/copying.md); 0: only when the recipe has the stage")
     read_steps: int = setting(0, help="run the reading stage for this many steps between lm and align "
                                       "(0: only when the recipe has it, for its steps)")
     read_lines: int = setting(0, help="render this many OCR line images for the reading stage alone "
@@ -187,8 +199,8 @@ class PipelineSettings:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
         if self.steps_scale <= 0:
             raise ValueError("--steps-scale must be positive")
-        if self.read_steps < 0 or self.read_lines < 0:
-            raise ValueError("--read-steps and --read-lines cannot be negative")
+        if self.read_steps < 0 or self.read_lines < 0 or self.copy_steps < 0:
+            raise ValueError("--copy-steps, --read-steps and --read-lines cannot be negative")
         if not 0 <= self.vision_lr_scale <= 1:
             raise ValueError(f"--vision-lr-scale must be in [0, 1] (0: the default), got {self.vision_lr_scale}")
         if self.freeze_vision and self.vision_lr_scale:
@@ -258,7 +270,8 @@ class PipelineSettings:
 
     def runs_stage(self, stage: str) -> bool:
         recipe = RECIPES[self.recipe]
-        return stage not in OPTIONAL_STAGES or stage in recipe.train or (stage == "read" and self.read_steps > 0)
+        return (stage not in OPTIONAL_STAGES or stage in recipe.train or (stage == "read" and self.read_steps > 0)
+                or (stage == "copy" and self.copy_steps > 0))
 
 
 def _done(path: Path) -> bool:
@@ -341,6 +354,10 @@ def _stage_settings(recipe: Recipe, stage: str, settings: PipelineSettings, init
                                         **settings.stage_overrides(stage, cls)})
 
 
+def _copy_settings(recipe: Recipe, settings: PipelineSettings, init: Path) -> CopySettings:
+    return CopySettings(init=init, **{**recipe.stage.get("copy", {}), **settings.stage_overrides("copy", CopySettings)})
+
+
 def _lm_settings(recipe: Recipe, settings: PipelineSettings, init: Path) -> LMSettings:
     return LMSettings(init=init, **{**recipe.stage["lm"], **settings.stage_overrides("lm", LMSettings)})
 
@@ -351,10 +368,11 @@ def _vrc_settings(recipe: Recipe, settings: PipelineSettings, init: Path, data: 
 
 
 def _train_settings(recipe: Recipe, stage: str, settings: PipelineSettings) -> TrainSettings:
-    values = dict(recipe.train[stage] if stage in recipe.train else READ_TRAIN)   # only read is optional
-    if stage == "read" and settings.read_steps:
-        values["steps"] = settings.read_steps
-        values["warmup_steps"] = min(values.get("warmup_steps", 10), settings.read_steps // 10)
+    values = dict(recipe.train[stage] if stage in recipe.train else OPTIONAL_TRAIN[stage])
+    flag_steps = {"read": settings.read_steps, "copy": settings.copy_steps}.get(stage)
+    if flag_steps:
+        values["steps"] = flag_steps
+        values["warmup_steps"] = min(values.get("warmup_steps", 10), flag_steps // 10)
     values["steps"] = max(1, round(values["steps"] * settings.steps_scale))
     values.update(settings.stage_overrides(stage, TrainSettings))
     values["save_every"] = min(values.get("save_every", 50), values["steps"])
@@ -393,6 +411,8 @@ def run_pipeline(settings: PipelineSettings) -> Path:
             if state.is_main_process:
                 train_vrc(_vrc_settings(recipe, settings, model_dir, data))
             state.wait_for_everyone()
+        elif stage == "copy":
+            train_copy(_train_settings(recipe, stage, settings), _copy_settings(recipe, settings, model_dir))
         elif stage == "lm":
             train_lm(_train_settings(recipe, stage, settings), _lm_settings(recipe, settings, model_dir))
         elif stage == "read":

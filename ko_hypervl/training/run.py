@@ -19,6 +19,7 @@ from ..evaluation.provenance import hardware_summary
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
+from .copying import CopySettings, CopyStage
 from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer, transcriptions
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
@@ -61,6 +62,14 @@ def train_lm(train: TrainSettings, settings: LMSettings) -> Path:
     model, processor = _load_for_training(settings.init)
     stage = LanguageModelStage(settings, processor.tokenizer, model.config, progress=train.progress,
                                seed=train.seed)
+    result = loop.train(stage, model, train, processor=processor)   # checkpoints that load as models
+    return _finish(result, model, processor, train.out, [train, settings], settings.init)
+
+
+def train_copy(train: TrainSettings, settings: CopySettings) -> Path:
+    """Stage 0: random spans written twice, from a growing token pool (the language model only)."""
+    model, processor = _load_for_training(settings.init)
+    stage = CopyStage(settings, processor.tokenizer, model.config, train.steps, seed=train.seed)
     result = loop.train(stage, model, train, processor=processor)   # checkpoints that load as models
     return _finish(result, model, processor, train.out, [train, settings], settings.init)
 
