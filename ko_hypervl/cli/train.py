@@ -28,13 +28,14 @@ def _settings_classes(name: str) -> tuple[type, ...]:
     from ..model.lora import LoraSettings
     from ..training import LoraDataSettings, TrainSettings
     from ..training.pipeline import PipelineSettings
-    from ..training.reading import ReadSettings
     from ..training.copying import CopySettings
+    from ..training.reading import ReadSettings
     from ..training.run import VISION_LANGUAGE
     from ..training.stages import LMSettings
     from ..training.vrc import VRCSettings
 
-    return {"copy": (TrainSettings, CopySettings), "lm": (TrainSettings, LMSettings), "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,),
+    return {"copy": (TrainSettings, CopySettings), "lm": (TrainSettings, LMSettings),
+            "read": (TrainSettings, ReadSettings), "vrc": (VRCSettings,),
             "lora": (TrainSettings, LoraDataSettings, LoraSettings), "pipeline": (PipelineSettings,),
             **{k: (TrainSettings, cls) for k, cls in VISION_LANGUAGE.items()}}[name]
 

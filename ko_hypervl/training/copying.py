@@ -88,12 +88,11 @@ class CopyStage(Stage):
     def __init__(self, settings: CopySettings, tokenizer, model_config, steps: int, seed: int = 0):
         self.settings = settings
         self.seed = seed
-        self.vocab = model_config.text_config.vocab_size
         limit = getattr(model_config.text_config, "max_position_embeddings", None)
         if limit and 2 * settings.max_span > limit:
             raise ValueError(f"--max-span {settings.max_span} written twice is longer than the language model's "
                              f"context ({limit} tokens)")
-        self.order = ordinary_token_order(self.vocab, tokenizer.all_special_ids, seed)
+        self.order = ordinary_token_order(model_config.text_config.vocab_size, tokenizer.all_special_ids, seed)
         if settings.sampled_vocab > len(self.order):
             raise ValueError(f"--sampled-vocab {settings.sampled_vocab} is more than the {len(self.order)} "
                              "ordinary tokens of the vocabulary")
@@ -111,8 +110,8 @@ class CopyStage(Stage):
         return select_trainable(model, ["language_model"])
 
     def step_classes(self, step: int) -> tuple[torch.Tensor, int]:
-        """The token ids step ``step`` scores over (``None``: all) and its span length: the same in every
-        micro-batch and process of the step."""
+        """The token ids step ``step`` draws its spans from (with ``sampled_vocab`` 0: its whole pool) and its
+        span length: the same in every micro-batch and process of the step."""
         s = self.settings
         rng = sample_rng(self.seed, step, -1)
         pool = self.order[:pool_size_at(step, s.pools, s.pool_steps, len(self.order))]
@@ -147,4 +146,3 @@ class CopyStage(Stage):
     def estimate_memory(self, model, trainable, micro_batch_size):
         length = 2 * self.settings.max_span
         return estimate_training_bytes(model, trainable, micro_batch_size, length, length)
-
