@@ -120,7 +120,8 @@ def test_train_copy_writes_a_checkpoint_and_an_interrupted_run_resumes_to_the_sa
 
 
 def test_copy_steps_put_the_copy_stage_before_the_lm_in_the_pipeline(tmp_path):
-    from ko_hypervl.training.pipeline import STAGES, PipelineSettings, _copy_settings, _train_settings
+    from ko_hypervl.training.pipeline import (COPY_STAGE_LM_SHARE, STAGES, PipelineSettings, _copy_settings,
+                                              _lm_settings, _train_settings)
 
     assert STAGES.index("copy") < STAGES.index("lm")
     plain = PipelineSettings(out=tmp_path, recipe="tiny-read")
@@ -135,5 +136,10 @@ def test_copy_steps_put_the_copy_stage_before_the_lm_in_the_pipeline(tmp_path):
         (3000, 64, 1e-3, 1.0, tmp_path / "copy")
     settings = _copy_settings(RECIPES["tiny-read"], copying, tmp_path / "init")
     assert (settings.pools, settings.pool_steps, settings.sampled_vocab) == ((128, 512), (100, 200), 128)
+    # the LM stage after it keeps repeating openings, unless told otherwise; without the copy stage it does not
+    assert _lm_settings(RECIPES["tiny-read"], copying, tmp_path).copy_share == COPY_STAGE_LM_SHARE == 0.5
+    assert _lm_settings(RECIPES["tiny-read"], plain, tmp_path).copy_share == 0.0
+    told = PipelineSettings(out=tmp_path, recipe="tiny-read", copy_steps=3000, override=("lm.copy_share=0",))
+    assert _lm_settings(RECIPES["tiny-read"], told, tmp_path).copy_share == 0.0
     with pytest.raises(ValueError, match="cannot be negative"):
         PipelineSettings(out=tmp_path, recipe="tiny-read", copy_steps=-1)

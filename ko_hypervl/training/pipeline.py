@@ -36,6 +36,10 @@ READ_TRAIN = dict(steps=1500, batch_size=16, micro_batch_size=16, learning_rate=
 COPY_TRAIN = dict(steps=2500, batch_size=64, micro_batch_size=64, learning_rate=1e-3, min_lr_ratio=1.0,
                   warmup_steps=20, save_every=200)
 OPTIONAL_TRAIN = {"copy": COPY_TRAIN, "read": READ_TRAIN}
+# after the copy stage the LM stage repeats this share of its blocks' openings, so text training keeps the skill:
+# plain text steps after the copy stage took the copy gain from +3.70 to +0.035 nats/token (runs/tr6/lm/final),
+# 300 steps at 0.5 kept +5.34 (docs/ablations/copying.md §3); `--override lm.copy_share=…` changes it
+COPY_STAGE_LM_SHARE = 0.5
 STAGE_SETTINGS = {"lm": LMSettings, "align": AlignSettings, "sft": SFTSettings, "dcl": DCLSettings}
 # what --override may change per stage: its loop (TrainSettings; vrc has none) and its own settings
 OVERRIDABLE = {"copy": (TrainSettings, CopySettings), "lm": (TrainSettings, LMSettings),
@@ -159,7 +163,8 @@ class PipelineSettings:
     data: Path | None = setting(None, help="use this rendered image corpus instead of rendering one")
     copy_steps: int = setting(0, help="first teach the fresh LM to copy from its context for this many steps "
                                       "(random spans from a growing token pool, batch 64: 0.8 s a step on the 2-core "
-                                      "CPU; docs/ablations/copying.md); 0: only when the recipe has the stage")
+                                      "CPU; docs/ablations/copying.md), then keep the skill with the LM stage's "
+                                      "--copy-share 0.5; 0: only when the recipe has the stage")
     read_steps: int = setting(0, help="run the reading stage for this many steps between lm and align "
                                       "(0: only when the recipe has it, for its steps)")
     read_lines: int = setting(0, help="render this many OCR line images for the reading stage alone "
@@ -359,7 +364,8 @@ def _copy_settings(recipe: Recipe, settings: PipelineSettings, init: Path) -> Co
 
 
 def _lm_settings(recipe: Recipe, settings: PipelineSettings, init: Path) -> LMSettings:
-    return LMSettings(init=init, **{**recipe.stage["lm"], **settings.stage_overrides("lm", LMSettings)})
+    keep_copying = {"copy_share": COPY_STAGE_LM_SHARE} if settings.runs_stage("copy") else {}
+    return LMSettings(init=init, **{**keep_copying, **recipe.stage["lm"], **settings.stage_overrides("lm", LMSettings)})
 
 
 def _vrc_settings(recipe: Recipe, settings: PipelineSettings, init: Path, data: Path) -> VRCSettings:
