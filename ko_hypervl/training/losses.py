@@ -96,3 +96,57 @@ def greedy_correct(logits: torch.Tensor, targets: torch.Tensor, suppressed: list
         logits = logits.clone()
         logits[:, suppressed] = float("-inf")
     return logits.argmax(dim=-1) == targets
+
+
+def tile_token_sequences(features: torch.Tensor, image_grid: torch.Tensor) -> list[torch.Tensor]:
+    """Per image, its visual tokens (tokens, hidden) in the order the LM reads them, global thumbnail left out.
+
+    ``features`` are a micro-batch's visual tokens, crop after crop as ``get_image_features`` returns them;
+    ``image_grid`` (images, 2) the tile rows and columns of each image. Each image's crops are its tiles row by
+    row, then its thumbnail when it has more than one tile.
+    """
+    tiles = image_grid.prod(dim=-1).tolist()
+    crops = sum(t + (t > 1) for t in tiles)
+    if crops == 0 or features.shape[0] % crops:
+        raise ValueError(f"{features.shape[0]} visual tokens cannot be split into the {crops} crops of image_grid")
+    per_crop = features.shape[0] // crops
+    out, start = [], 0
+    for count in tiles:
+        out.append(features[start:start + count * per_crop])
+        start += (count + (count > 1)) * per_crop
+    return out
+
+
+def embedding_ctc_sum(sequences: list[torch.Tensor], targets: list[list[int]], embeddings: torch.Tensor,
+                      scale: float = 16.0, blank_similarity: float = 0.5) -> torch.Tensor:
+    """CTC of each target's token ids read off its visual token sequence, scored in the LM's embedding space.
+
+    Why: a transcription is a copy of the image's text, and an LM copies tokens whose embeddings it sees in its
+    context. Trained through the LM alone, the projector never put the visual tokens there (the branch that
+    reads and the one that cannot got the same answer loss, docs/ablations/copying.md §4). Here each visual
+    token's class scores are its cosine similarity to the (fixed) input embeddings of the micro-batch's target
+    tokens, times ``scale``; blank, "no token here", scores ``scale · blank_similarity``, so a visual token
+    counts as showing a token only when it points closer to that token's embedding than that. Cosine, not the
+    dot product: the LM normalises each position before its first layer, so a visual token's direction is what
+    the LM reads, and a free norm cannot be inflated to win the loss. The classes are the micro-batch's own
+    targets (a sampled softmax over the 32k vocabulary). Rows with no target add nothing; a target longer
+    than its sequence cannot be aligned and adds nothing (``zero_infinity``). Summed over target tokens.
+    """
+    rows = [i for i, target in enumerate(targets) if target]
+    if len(sequences) != len(targets):
+        raise ValueError(f"{len(sequences)} visual sequences but {len(targets)} targets")
+    if not rows:
+        return sum(seq.sum() for seq in sequences) * 0.0
+    classes = sorted({token for i in rows for token in targets[i]})
+    column = {token: c + 1 for c, token in enumerate(classes)}       # 0 is blank
+    vocab = nn.functional.normalize(embeddings[classes].detach().float(), dim=-1)
+    log_probs = []
+    for i in rows:
+        similarity = nn.functional.normalize(sequences[i].float(), dim=-1) @ vocab.T
+        blank = similarity.new_full((similarity.shape[0], 1), blank_similarity)
+        log_probs.append((scale * torch.cat([blank, similarity], dim=-1)).log_softmax(-1))
+    flat = torch.tensor([column[token] for i in rows for token in targets[i]], dtype=torch.long)
+    return nn.functional.ctc_loss(
+        nn.utils.rnn.pad_sequence(log_probs), flat.to(log_probs[0].device),
+        torch.tensor([lp.shape[0] for lp in log_probs]), torch.tensor([len(targets[i]) for i in rows]),
+        blank=0, reduction="sum", zero_infinity=True)

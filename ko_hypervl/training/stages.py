@@ -13,16 +13,20 @@ from pathlib import Path
 
 import torch
 
+from ..imagecorpus.records import qa_pairs
 from ..settings import setting, settings_dict
 from .data import ConversationEncoder, collate, pack_text_blocks, repeat_opening, select_turns
 from .losses import (ANSWER_WEIGHTINGS, answer_token_weights, cross_entropy_sum, distillation_kl_sum,
-                     gather_target_logits, gather_target_weights, predicting_positions)
+                     embedding_ctc_sum, gather_target_logits, gather_target_weights, predicting_positions,
+                     tile_token_sequences)
 from .memory import estimate_training_bytes
 from .sampling import sample_rng
 
 log = logging.getLogger(__name__)
 BRANCH_CHOICES = ("large", "small", "both")
 ALIGN_TASKS = ["transcribe", "read_line", "to_table", "title"]
+# turns whose answer is text shown in the image as one line, which the embedding CTC reads off the visual tokens
+READ_OFF_TASKS = ["transcribe", "read_line", "title"]
 # (encoder, projector) of each branch, by attribute name on KoHyperVLForConditionalGeneration
 BRANCH_MODULES = {"large": ("vision_model", "projector"), "small": ("small_vision_model", "small_projector")}
 
@@ -169,9 +173,20 @@ class VisionLanguageSettings:
     answer_weighting: str = setting("token", help="weight of an answer's tokens in the loss: token (each the same) "
                                     "or sqrt (1/√ of the answer's length, so long tables and transcriptions do not "
                                     "drown the short answers)", choices=ANSWER_WEIGHTINGS)
+    embedding_ctc_weight: float = setting(0.0, help="weight of a CTC loss that reads each image's one-line text "
+                                          "answer (--embedding-ctc-tasks) off its visual tokens, scored by cosine "
+                                          "against the LM's input embeddings of the text's tokens: it puts the "
+                                          "visual tokens where the LM's embeddings of the text they show are, which "
+                                          "an LM that copies can copy (docs/ablations/copying.md); 0: off")
+    embedding_ctc_tasks: list[str] = setting(READ_OFF_TASKS, help="turns whose one-line answer the embedding CTC "
+                                             "reads off the image (the first such turn of each image)")
 
     def __post_init__(self) -> None:
         branch_names(self.branches)
+        if self.embedding_ctc_weight < 0:
+            raise ValueError(f"--embedding-ctc-weight must be ≥ 0, got {self.embedding_ctc_weight}")
+        if self.embedding_ctc_weight and not self.embedding_ctc_tasks:
+            raise ValueError("--embedding-ctc-weight needs at least one task in --embedding-ctc-tasks")
         if self.answer_weighting not in ANSWER_WEIGHTINGS:
             raise ValueError(f"--answer-weighting must be one of {', '.join(ANSWER_WEIGHTINGS)}, "
                              f"got {self.answer_weighting!r}")
@@ -279,9 +294,12 @@ class VisionLanguageStage(Stage):
 
     def make_batch(self, indices, step):
         per_branch: dict[str, list] = {b: [] for b in self.branches}
+        read_off: list[list[int]] = []
         for index in indices:
             row_index, messages = self.rows[index]
             row = self.dataset[row_index]
+            if self.settings.embedding_ctc_weight:
+                read_off.append(self.read_off_target(row))
             scale = self.scale_for(step, index)
             encoded = self.encoder.encode_variants(row["image"], messages, [(b, scale) for b in self.branches],
                                                    row.get("id", "?"))
@@ -292,7 +310,18 @@ class VisionLanguageStage(Stage):
         batch["num_targets"] = int((first["labels"][:, 1:] != -100).sum())
         batch["target_weight"] = float(answer_token_weights(first["labels"], self.settings.answer_weighting).sum())
         batch["num_tokens"] = sum(int(b["attention_mask"].sum()) for b in batch.values() if isinstance(b, dict))
+        if self.settings.embedding_ctc_weight:
+            batch["read_off"] = read_off
         return batch
+
+    def read_off_target(self, row: dict) -> list[int]:
+        """Token ids of the row's first one-line answer of an ``embedding_ctc_tasks`` turn ([] when it has none);
+        any turn of the row counts, kept by ``tasks`` or not: it is the same image."""
+        for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
+            text = answer.strip()
+            if task in self.settings.embedding_ctc_tasks and text and "\n" not in text:
+                return self.encoder.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return []
 
     def branch_logits(self, model, inputs: dict, branch: str, device):
         """(answer logits, their targets, their weights or None when all weigh 1, the visual tokens) of one
@@ -323,6 +352,11 @@ class VisionLanguageStage(Stage):
             parts[f"visual_spread_{branch}"] = spread * batch["target_weight"]
             self.warn_on_collapse(branch, spread)
             total = total + (self.settings.small_weight if branch == "small" else 1.0) * ce
+            if self.settings.embedding_ctc_weight:
+                read_off = embedding_ctc_sum(tile_token_sequences(visual, batch[branch]["image_grid"].to(device)),
+                                             batch["read_off"], model.get_input_embeddings().weight)
+                parts[f"loss_embed_ctc_{branch}"] = read_off.item()
+                total = total + self.settings.embedding_ctc_weight * read_off
         if self.settings.kl_weight:
             kl = distillation_kl_sum(logits["small"], logits["large"], self.settings.temperature, weights)
             parts["loss_kl"] = kl.item()
