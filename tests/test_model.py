@@ -6,6 +6,7 @@ own tokenizer) and loaded from there, the way a user brings a pretrained backbon
 
 import io
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -137,6 +138,23 @@ def test_generate_with_and_without_cache_agree(built, combo):
         uncached = model.generate(**inputs, use_cache=False, **options)
     assert cached.shape[-1] == inputs["input_ids"].shape[-1] + 12
     assert torch.equal(cached, uncached)
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_generate_feeds_one_new_token_a_step_through_the_cache_without_deprecation_warnings(built, combo):
+    model, processor = built[combo]
+    inputs = processor(images=[_chart(180, 120)], text=_prompt(processor))
+    lengths = []
+    hook = model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    finally:
+        hook.remove()
+    assert lengths == [inputs["input_ids"].shape[-1], 1, 1, 1]      # the prompt once, then only the new token
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
 
 
 @pytest.mark.parametrize("combo", ["builtin", "siglip+qwen2"])

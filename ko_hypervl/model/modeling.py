@@ -8,6 +8,7 @@ transformers model. Visual tokens are written over the ``<image>`` positions of 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -163,7 +164,11 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
             self._check_ids(input_ids)
             inputs_embeds = self.get_input_embeddings()(input_ids)
         image_features = None
-        prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+        # transformers 5.25 renamed the KV cache argument to ``cache`` (``generate`` passes that name; the old one
+        # warns on every call), older releases and some backbones know only ``past_key_values``: take either
+        cache = kwargs.pop("cache", None)
+        cache = past_key_values if cache is None else cache
+        prefill = cache is None or cache.get_seq_length() == 0
         if pixel_values is not None:
             if input_ids is None:
                 raise ValueError("pixel_values need input_ids, to find the <image> positions")
@@ -178,14 +183,20 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1]:]
         outputs = self.language_model(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep, **kwargs,
+            use_cache=use_cache, logits_to_keep=logits_to_keep, **{self._cache_argument(): cache}, **kwargs,
         )
         loss = None
         if labels is not None:
             loss = causal_lm_loss(outputs.logits, labels)
-        return KoHyperVLOutput(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values,
+        new_cache = next((outputs[name] for name in ("cache", "past_key_values") if name in outputs), None)
+        return KoHyperVLOutput(loss=loss, logits=outputs.logits, past_key_values=new_cache,
                                hidden_states=outputs.hidden_states, attentions=outputs.attentions,
                                image_hidden_states=image_features)
+
+    def _cache_argument(self) -> str:
+        """The name under which the language model takes its KV cache: ``cache`` or ``past_key_values``."""
+        parameters = inspect.signature(self.language_model.forward).parameters
+        return "cache" if "cache" in parameters else "past_key_values"
 
     def _check_ids(self, input_ids: torch.Tensor) -> None:
         limit = self.get_input_embeddings().num_embeddings
