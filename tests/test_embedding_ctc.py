@@ -84,6 +84,12 @@ def test_the_stage_reads_off_one_line_answers_and_trains_the_projector_with_it(t
     batch = stage.make_batch([0, 1], step=0)
     title_ids = processor.tokenizer("학년별 학생 수", add_special_tokens=False)["input_ids"]
     assert batch["read_off"] == [title_ids, []]               # the title; a transcription of two lines is not read
+    by_character = AlignSettings(init=Path("a"), data=Path("b"), tasks=[], embedding_ctc_weight=1.0,
+                                 embedding_ctc_unit="character")
+    characters = VisionLanguageStage("align", by_character, rows, processor, seed=0).make_batch([0, 1], step=0)
+    assert characters["read_off"] == [[i for c in "학년별학생수"
+                                       for i in processor.tokenizer(c, add_special_tokens=False)["input_ids"]], []]
+    assert characters["read_off"][0] != title_ids
     trainable = stage.trainable_parameters(model)
     total, parts = stage.loss(model, batch, "cpu")
     # the large branch has 16 visual tokens for the title's 4; the toy small branch has 2, too few to align
@@ -98,5 +104,7 @@ def test_the_stage_reads_off_one_line_answers_and_trains_the_projector_with_it(t
     assert "read_off" not in plain.make_batch([0], step=0)
     with pytest.raises(ValueError, match="--embedding-ctc-weight must be"):
         SFTSettings(init=Path("a"), data=Path("b"), embedding_ctc_weight=-1)
+    with pytest.raises(ValueError, match="--embedding-ctc-unit must be one of"):
+        SFTSettings(init=Path("a"), data=Path("b"), embedding_ctc_unit="syllable")
     with pytest.raises(ValueError, match="needs at least one task"):
         SFTSettings(init=Path("a"), data=Path("b"), embedding_ctc_weight=1, embedding_ctc_tasks=[])

@@ -22,7 +22,7 @@ from ko_hypervl.checkpoint import load_checkpoint
 from ko_hypervl.imagecorpus.records import load_split, rows_spread_over_kinds
 from ko_hypervl.imagecorpus.tesseract import character_error_rate
 from ko_hypervl.training.losses import embedding_ctc_sum, tile_token_sequences
-from ko_hypervl.training.stages import AlignSettings, VisionLanguageStage
+from ko_hypervl.training.stages import READ_OFF_UNITS, AlignSettings, VisionLanguageStage
 
 BLANK_SIMILARITY = 0.5     # embedding_ctc_sum's default
 
@@ -35,12 +35,14 @@ def read_off(sequence: torch.Tensor, vocab: torch.Tensor) -> list[int]:
 
 
 @torch.no_grad()
-def probe(checkpoint: str, data: Path, split: str, rows: int, branch: str, batch_size: int) -> dict:
+def probe(checkpoint: str, data: Path, split: str, rows: int, branch: str, batch_size: int,
+          unit: str = "token") -> dict:
     model, processor = load_checkpoint(checkpoint)
     model.eval()
     dataset = load_split(data, split)
     settings = AlignSettings(init=Path(checkpoint), data=data, split=split, tasks=[], branches=branch,
-                             embedding_ctc_weight=1.0, scale_prob=0.0)      # full resolution, every row
+                             embedding_ctc_weight=1.0, embedding_ctc_unit=unit,
+                             scale_prob=0.0)      # full resolution, every row
     stage = VisionLanguageStage("probe", settings, dataset, processor, seed=0)
     kinds = [dataset[i]["kind"] for i, _ in stage.rows]
     chosen = [i for i in rows_spread_over_kinds(kinds, 10 ** 9)
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=120, help="rows with a one-line text answer, spread over kinds")
     parser.add_argument("--branches", nargs="+", default=["large", "small"])
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--unit", choices=READ_OFF_UNITS, default="token",
+                        help="read as the answer's tokens or as its characters' (then without spaces)")
     args = parser.parse_args()
     if args.rows < 1 or args.batch_size < 1:
         parser.error("--rows and --batch-size must be at least 1")
@@ -81,7 +85,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---|")
     for checkpoint in args.checkpoints:
         for branch in args.branches:
-            r = probe(checkpoint, args.data, args.split, args.rows, branch, args.batch_size)
+            r = probe(checkpoint, args.data, args.split, args.rows, branch, args.batch_size, args.unit)
             reference, reading = r["example"]
             print(f"| {checkpoint} | {branch} | {r['rows']} | {r['ctc_per_token']:.3f} | {r['cer']:.3f} | "
                   f"{r['best_cosine']:.3f} | {reference!r} → {reading!r} |")

@@ -27,6 +27,10 @@ BRANCH_CHOICES = ("large", "small", "both")
 ALIGN_TASKS = ["transcribe", "read_line", "to_table", "title"]
 # turns whose answer is text shown in the image as one line, which the embedding CTC reads off the visual tokens
 READ_OFF_TASKS = ["transcribe", "read_line", "title"]
+# what the embedding CTC reads a visual token as: one of the answer's own tokens (morphemes, 1.85 characters each
+# in the corpus's titles and lines, up to 4 syllables: more than one 32-px visual token sees), or one character's
+# token (every Hangul syllable is one token of the tokenizer), the unit an encoder of tiles can see
+READ_OFF_UNITS = ("token", "character")
 # (encoder, projector) of each branch, by attribute name on KoHyperVLForConditionalGeneration
 BRANCH_MODULES = {"large": ("vision_model", "projector"), "small": ("small_vision_model", "small_projector")}
 
@@ -180,6 +184,9 @@ class VisionLanguageSettings:
                                           "an LM that copies can copy (docs/ablations/copying.md); 0: off")
     embedding_ctc_tasks: list[str] = setting(READ_OFF_TASKS, help="turns whose one-line answer the embedding CTC "
                                              "reads off the image (the first such turn of each image)")
+    embedding_ctc_unit: str = setting("token", help="what the embedding CTC reads each visual token as: token (the "
+                                      "answer's own tokens) or character (each character's token, spaces "
+                                      "dropped)", choices=READ_OFF_UNITS)
 
     def __post_init__(self) -> None:
         branch_names(self.branches)
@@ -187,6 +194,9 @@ class VisionLanguageSettings:
             raise ValueError(f"--embedding-ctc-weight must be ≥ 0, got {self.embedding_ctc_weight}")
         if self.embedding_ctc_weight and not self.embedding_ctc_tasks:
             raise ValueError("--embedding-ctc-weight needs at least one task in --embedding-ctc-tasks")
+        if self.embedding_ctc_unit not in READ_OFF_UNITS:
+            raise ValueError(f"--embedding-ctc-unit must be one of {', '.join(READ_OFF_UNITS)}, "
+                             f"got {self.embedding_ctc_unit!r}")
         if self.answer_weighting not in ANSWER_WEIGHTINGS:
             raise ValueError(f"--answer-weighting must be one of {', '.join(ANSWER_WEIGHTINGS)}, "
                              f"got {self.answer_weighting!r}")
@@ -315,11 +325,15 @@ class VisionLanguageStage(Stage):
         return batch
 
     def read_off_target(self, row: dict) -> list[int]:
-        """Token ids of the row's first one-line answer of an ``embedding_ctc_tasks`` turn ([] when it has none);
-        any turn of the row counts, kept by ``tasks`` or not: it is the same image."""
+        """Token ids of the row's first one-line answer of an ``embedding_ctc_tasks`` turn ([] when it has none), as
+        its tokens or its characters' (``embedding_ctc_unit``); any turn of the row counts, kept by ``tasks`` or
+        not: it is the same image."""
         for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
             text = answer.strip()
             if task in self.settings.embedding_ctc_tasks and text and "\n" not in text:
+                if self.settings.embedding_ctc_unit == "character":
+                    return [i for c in text if not c.isspace()
+                            for i in self.encoder.tokenizer(c, add_special_tokens=False)["input_ids"]]
                 return self.encoder.tokenizer(text, add_special_tokens=False)["input_ids"]
         return []
 
