@@ -27,10 +27,10 @@ from ko_hypervl.training.stages import READ_OFF_UNITS, AlignSettings, VisionLang
 BLANK_SIMILARITY = 0.5     # embedding_ctc_sum's default
 
 
-def read_off(sequence: torch.Tensor, vocab: torch.Tensor) -> list[int]:
+def read_off(sequence: torch.Tensor, vocab: torch.Tensor, blank: float = BLANK_SIMILARITY) -> list[int]:
     """Greedy reading of one visual token sequence against the whole (normalised) vocabulary."""
     best, token = (nn.functional.normalize(sequence.float(), dim=-1) @ vocab.T).max(dim=-1)
-    path = torch.where(best > BLANK_SIMILARITY, token, torch.full_like(token, -1)).tolist()
+    path = torch.where(best > blank, token, torch.full_like(token, -1)).tolist()
     return [t for i, t in enumerate(path) if t >= 0 and (i == 0 or t != path[i - 1])]
 
 
