@@ -109,7 +109,8 @@ def main() -> None:
         held_out = encode_rows(model, processor, args.data, "validation", args.held_out_rows, unit)
         embeddings = model.get_input_embeddings().weight.detach()
         for blank in args.blanks:
-            (tl, tc), (hl, hc) = (score(model.projector, rows, embeddings, tokenizer, blank) for rows in (train, held_out))
+            (tl, tc), (hl, hc) = (score(model.projector, rows, embeddings, tokenizer, blank)
+                                  for rows in (train, held_out))
             print(f"| {unit} | {blank} | 0 | {tl:.3f} | {tc:.3f} | {hl:.3f} | {hc:.3f} |", flush=True)
             start = time.perf_counter()
             for point in fit(model, tokenizer, train, held_out, args.steps, args.batch_size, args.learning_rate,
