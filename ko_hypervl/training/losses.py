@@ -150,3 +150,22 @@ def embedding_ctc_sum(sequences: list[torch.Tensor], targets: list[list[int]], e
         nn.utils.rnn.pad_sequence(log_probs), flat.to(log_probs[0].device),
         torch.tensor([lp.shape[0] for lp in log_probs]), torch.tensor([len(targets[i]) for i in rows]),
         blank=0, reduction="sum", zero_infinity=True)
+
+
+def jamo_residual_share(embeddings: torch.Tensor, features: torch.Tensor, ridge: float = 1.0) -> torch.Tensor:
+    """Share of the syllable tokens' embedding variance that a linear map of their jamo does not explain.
+
+    ``embeddings`` (n, hidden) are the input embeddings of the one-syllable tokens, ``features`` (n, f) their
+    jamo (``tokenization.jamo.syllable_jamo_features``). The map is the ridge regression fitted afresh on the
+    embeddings themselves, so nothing is learnt outside the model, and the share is near 0 when every
+    syllable's embedding is a sum of its jamo's (the ridge keeps it off exactly 0). Why: a projector reading
+    jamo can then show the LM syllables no training image had (docs/ablations/copying.md §6). Gradients flow
+    through the fit.
+    """
+    if embeddings.shape[0] != features.shape[0]:
+        raise ValueError(f"{embeddings.shape[0]} embeddings but {features.shape[0]} feature rows")
+    x = features.to(embeddings)
+    centred = embeddings - embeddings.mean(0, keepdim=True)
+    gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    residual = embeddings - x @ torch.linalg.solve(gram, x.T @ embeddings)
+    return residual.pow(2).sum() / centred.pow(2).sum().clamp_min(1e-12)

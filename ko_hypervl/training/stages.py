@@ -15,10 +15,11 @@ import torch
 
 from ..imagecorpus.records import qa_pairs
 from ..settings import setting, settings_dict
+from ..tokenization.jamo import syllable_jamo_features
 from .data import ConversationEncoder, collate, pack_text_blocks, repeat_opening, select_turns
 from .losses import (ANSWER_WEIGHTINGS, answer_token_weights, cross_entropy_sum, distillation_kl_sum,
-                     embedding_ctc_sum, gather_target_logits, gather_target_weights, predicting_positions,
-                     tile_token_sequences)
+                     embedding_ctc_sum, gather_target_logits, gather_target_weights, jamo_residual_share,
+                     predicting_positions, tile_token_sequences)
 from .memory import estimate_training_bytes
 from .sampling import sample_rng
 
@@ -95,10 +96,19 @@ class LMSettings:
                                 "reading text and numbers off an image needs: trained on plain text for the "
                                 "tiny recipe's 100 steps it copies nothing (a repeated span costs as much the "
                                 "second time; `ko-hypervl model bpc` prints this as copy gain)")
+    jamo_weight: float = setting(0.0, help="weight of a loss that makes each one-syllable token's input embedding "
+                                 "a sum of its jamo's (the share of their variance a linear map of initial, "
+                                 "medial and final does not explain), so a projector that reads jamo can show "
+                                 "the LM syllables no training image had; off by default (docs/ablations/"
+                                 "copying.md §6)")
+    jamo_ridge: float = setting(1.0, help="ridge of the jamo fit --jamo-weight scores against")
 
     def __post_init__(self) -> None:
         if not 0 <= self.copy_share <= 1:
             raise ValueError(f"--copy-share must be in [0, 1], got {self.copy_share}")
+        if self.jamo_weight < 0 or self.jamo_ridge <= 0:
+            raise ValueError(f"--jamo-weight must be ≥ 0 and --jamo-ridge > 0, got {self.jamo_weight} and "
+                             f"{self.jamo_ridge}")
 
 
 class LanguageModelStage(Stage):
@@ -116,10 +126,15 @@ class LanguageModelStage(Stage):
         texts = load_text_corpus(settings.corpus)["train"]["text"]
         self.blocks = pack_text_blocks(tokenizer, texts, settings.block_size, settings.max_tokens or None, progress)
         log.info("lm: %d blocks of %d tokens", len(self.blocks), settings.block_size)
+        self.syllable_ids, self.syllable_jamo = syllable_jamo_features(tokenizer)
+        if settings.jamo_weight and len(self.syllable_ids) <= self.syllable_jamo.shape[1]:
+            raise ValueError(f"--jamo-weight: the tokenizer has {len(self.syllable_ids)} one-syllable tokens, too "
+                             f"few to fit their embeddings from {self.syllable_jamo.shape[1]} jamo features")
 
     def describe(self) -> dict:
         return {"block_size": self.settings.block_size, "max_tokens": self.settings.max_tokens,
-                "blocks": len(self.blocks), "copy_share": self.settings.copy_share}
+                "blocks": len(self.blocks), "copy_share": self.settings.copy_share,
+                "jamo_weight": self.settings.jamo_weight, "jamo_ridge": self.settings.jamo_ridge}
 
     def dataset_size(self) -> int:
         return len(self.blocks)
@@ -144,7 +159,15 @@ class LanguageModelStage(Stage):
         ids = batch["input_ids"].to(device)
         logits = model(input_ids=ids).logits
         loss = cross_entropy_sum(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-        return loss, {"loss": loss.item()}
+        parts = {"loss": loss.item()}
+        if self.settings.jamo_weight:
+            embeddings = model.get_input_embeddings().weight[self.syllable_ids.to(device)]
+            share = jamo_residual_share(embeddings, self.syllable_jamo, self.settings.jamo_ridge)
+            # the loop divides the summed loss by the step's target tokens: scale by this micro-batch's so the
+            # step's total is jamo_weight · share whatever the batch and accumulation
+            loss = loss + self.settings.jamo_weight * share * batch["num_targets"]
+            parts["jamo_residual"] = share.item() * batch["num_targets"]   # the loop reports it per target token
+        return loss, parts
 
     def estimate_memory(self, model, trainable, micro_batch_size):
         return estimate_training_bytes(model, trainable, micro_batch_size, self.settings.block_size,
