@@ -50,6 +50,7 @@ def test_the_residual_share_is_near_zero_for_jamo_sums_and_near_one_for_random_e
     features = _syllable_features(1000)
     composed = features @ torch.randn(JAMO_FEATURES, 32)
     assert float(jamo_residual_share(composed, features)) < 0.01
+    assert float(jamo_residual_share(composed.bfloat16(), features)) < 0.01    # as under --precision bf16
     random = torch.randn(1000, 32)
     assert float(jamo_residual_share(random, features)) > 0.85      # 70 features explain ~7% of noise
     mixed = composed / composed.std() + random / random.std()

@@ -7,6 +7,7 @@ left out (it is tied to the embeddings in small models). Nothing depends on the 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from torch import nn
@@ -46,4 +47,8 @@ def attach_lora(model, settings: LoraSettings | None = None):
     settings = settings or LoraSettings()
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, bias="none",
                         target_modules=lora_target_modules(model, settings.include_projectors))
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` alias while wrapping: a FutureWarning
+        # on every LoRA run that the user can do nothing about
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)

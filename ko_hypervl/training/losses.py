@@ -164,6 +164,7 @@ def jamo_residual_share(embeddings: torch.Tensor, features: torch.Tensor, ridge:
     """
     if embeddings.shape[0] != features.shape[0]:
         raise ValueError(f"{embeddings.shape[0]} embeddings but {features.shape[0]} feature rows")
+    embeddings = embeddings.float()       # in float32 whatever the training precision: no bf16 solve
     x = features.to(embeddings)
     centred = embeddings - embeddings.mean(0, keepdim=True)
     gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
