@@ -1,0 +1,58 @@
+"""A reading run's CTC head against Tesseract on the same held-out lines (reading_pretraining.md, last section).
+
+The reading stage scores its head on validation lines (the training fonts) and does not keep it. Its resumable
+checkpoints do: this script rebuilds the head from the last one (the vocabulary from the run's training lines,
+as the stage builds it), reads the first ``--rows`` single lines of ``--split`` (test: held-out fonts and
+words) and runs Tesseract on the very same images.
+
+    python docs/ablations/read_head_vs_tesseract.py runs/r1 --data runs/read-data --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from ko_hypervl.checkpoint import load_checkpoint
+from ko_hypervl.imagecorpus.records import load_split
+from ko_hypervl.imagecorpus.tesseract import character_error_rate, ocr_image
+from ko_hypervl.training.reading import ReadingModel, ReadingVocab, reading_cer, transcriptions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a `ko-hypervl train read` output folder")
+    parser.add_argument("--data", type=Path, required=True, help="the image corpus the run read")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--rows", type=int, default=100)
+    args = parser.parse_args()
+
+    summary = json.loads((args.run / "final" / "training_summary.json").read_text())
+    stage = next(stage for stage in reversed(summary["stages"]) if stage.get("stage") == "read")
+    read = stage["settings"]["ReadSettings"]
+    latest = json.loads((args.run / "checkpoints" / "latest.json").read_text())["checkpoint"]
+    weights = load_file(args.run / "checkpoints" / latest / "model.safetensors")
+    heads = {k: v for k, v in weights.items() if k.startswith("heads.")}
+    model, processor = load_checkpoint(args.run / "final")
+    single = read["order"] == "columns"
+    vocab = ReadingVocab.from_texts(text for _, text in transcriptions(load_split(args.data, read["split"]), single))
+    if len(vocab) != stage["reading_classes"]:
+        raise SystemExit(f"the rebuilt vocabulary has {len(vocab)} classes, the run's head {stage['reading_classes']}")
+    branches = tuple(sorted({key.split(".")[1] for key in heads}))
+    reader = ReadingModel(model, branches, len(vocab), 0, read["positions_per_patch"], 0.0, read["order"])
+    reader.heads.load_state_dict({k.removeprefix("heads."): v for k, v in heads.items()})
+    lines = load_split(args.data, args.split)
+    rows = transcriptions(lines, single)[:args.rows]
+    tesseract = [character_error_rate(" ".join(text.split()), ocr_image(lines[i]["image"])) for i, text in rows]
+    print(f"| reader | {args.split} lines | CER |\n|---|---:|---:|")
+    for branch in branches:
+        score = reading_cer(reader, processor, lines, rows, vocab, branch)
+        print(f"| {args.run} head ({branch}) | {score['rows']} | {score['cer']:.3f} |")
+    print(f"| Tesseract (kor, psm 6) | {len(tesseract)} | {sum(tesseract) / len(tesseract):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
