@@ -25,14 +25,12 @@ from torch.nn.functional import cosine_similarity, normalize
 from ko_hypervl.checkpoint import load_checkpoint
 from ko_hypervl.tokenization.jamo import jamo_features, syllable_tokens
 from ko_hypervl.textcorpus.load import load_text_corpus
-from ko_hypervl.training.losses import jamo_residual_share
+from ko_hypervl.training.losses import jamo_residual_share, ridge_weights
 
 
 def fit_and_score(features, targets, train, held_out, ridge: float) -> torch.Tensor:
     """Predicted embeddings of ``held_out`` from a ridge fit on ``train``."""
-    x, y = features[train], targets[train]
-    weights = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1]), x.T @ y)
-    return features[held_out] @ weights
+    return features[held_out] @ ridge_weights(features[train], targets[train], ridge)
 
 
 def main() -> None:

@@ -152,6 +152,12 @@ def embedding_ctc_sum(sequences: list[torch.Tensor], targets: list[list[int]], e
         blank=0, reduction="sum", zero_infinity=True)
 
 
+def ridge_weights(features: torch.Tensor, targets: torch.Tensor, ridge: float) -> torch.Tensor:
+    """(f, hidden) weights of the ridge regression of ``targets`` (n, hidden) on ``features`` (n, f)."""
+    gram = features.T @ features + ridge * torch.eye(features.shape[1], dtype=features.dtype, device=features.device)
+    return torch.linalg.solve(gram, features.T @ targets)
+
+
 def jamo_residual_share(embeddings: torch.Tensor, features: torch.Tensor, ridge: float = 1.0) -> torch.Tensor:
     """Share of the syllable tokens' embedding variance that a linear map of their jamo does not explain.
 
@@ -167,6 +173,5 @@ def jamo_residual_share(embeddings: torch.Tensor, features: torch.Tensor, ridge:
     embeddings = embeddings.float()       # in float32 whatever the training precision: no bf16 solve
     x = features.to(embeddings)
     centred = embeddings - embeddings.mean(0, keepdim=True)
-    gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-    residual = embeddings - x @ torch.linalg.solve(gram, x.T @ embeddings)
+    residual = embeddings - x @ ridge_weights(x, embeddings, ridge)
     return residual.pow(2).sum() / centred.pow(2).sum().clamp_min(1e-12)

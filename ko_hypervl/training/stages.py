@@ -126,10 +126,11 @@ class LanguageModelStage(Stage):
         texts = load_text_corpus(settings.corpus)["train"]["text"]
         self.blocks = pack_text_blocks(tokenizer, texts, settings.block_size, settings.max_tokens or None, progress)
         log.info("lm: %d blocks of %d tokens", len(self.blocks), settings.block_size)
-        self.syllable_ids, self.syllable_jamo = syllable_jamo_features(tokenizer)
-        if settings.jamo_weight and len(self.syllable_ids) <= self.syllable_jamo.shape[1]:
-            raise ValueError(f"--jamo-weight: the tokenizer has {len(self.syllable_ids)} one-syllable tokens, too "
-                             f"few to fit their embeddings from {self.syllable_jamo.shape[1]} jamo features")
+        if settings.jamo_weight:      # decoding the whole vocabulary takes a third of a second: only when used
+            self.syllable_ids, self.syllable_jamo = syllable_jamo_features(tokenizer)
+            if len(self.syllable_ids) <= self.syllable_jamo.shape[1]:
+                raise ValueError(f"--jamo-weight: the tokenizer has {len(self.syllable_ids)} one-syllable tokens, "
+                                 f"too few to fit their embeddings from {self.syllable_jamo.shape[1]} jamo features")
 
     def describe(self) -> dict:
         return {"block_size": self.settings.block_size, "max_tokens": self.settings.max_tokens,
