@@ -26,10 +26,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a `ko-hypervl train read` output folder")
     parser.add_argument("--data", type=Path, required=True, help="the image corpus the run read")
+    parser.add_argument("--lines", type=Path, default=None,
+                        help="read the single lines of this image corpus instead (default: --data), e.g. the main "
+                             "corpus, whose OCR images the model card scores")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rows", type=int, default=100)
     args = parser.parse_args()
 
+    for needed in (args.run / "final" / "training_summary.json", args.run / "checkpoints" / "latest.json"):
+        if not needed.is_file():
+            raise SystemExit(f"{args.run} is no finished `ko-hypervl train read` run: {needed} is missing")
     summary = json.loads((args.run / "final" / "training_summary.json").read_text())
     stage = next(stage for stage in reversed(summary["stages"]) if stage.get("stage") == "read")
     read = stage["settings"]["ReadSettings"]
@@ -44,13 +50,13 @@ def main() -> None:
     branches = tuple(sorted({key.split(".")[1] for key in heads}))
     reader = ReadingModel(model, branches, len(vocab), 0, read["positions_per_patch"], 0.0, read["order"])
     reader.heads.load_state_dict({k.removeprefix("heads."): v for k, v in heads.items()})
-    lines = load_split(args.data, args.split)
+    lines = load_split(args.lines or args.data, args.split)
     rows = transcriptions(lines, single)[:args.rows]
     tesseract = [character_error_rate(" ".join(text.split()), ocr_image(lines[i]["image"])) for i, text in rows]
     print(f"| reader | {args.split} lines | CER |\n|---|---:|---:|")
     for branch in branches:
         score = reading_cer(reader, processor, lines, rows, vocab, branch)
-        print(f"| {args.run} head ({branch}) | {score['rows']} | {score['cer']:.3f} |")
+        print(f"| {args.run} head ({branch}) | {score['rows']} | {score['cer']:.3f} |", flush=True)
     print(f"| Tesseract (kor, psm 6) | {len(tesseract)} | {sum(tesseract) / len(tesseract):.3f} |")
 
 

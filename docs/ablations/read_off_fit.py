@@ -28,6 +28,8 @@ from ko_hypervl.training.losses import embedding_ctc_sum, tile_token_sequences
 from ko_hypervl.training.stages import READ_OFF_UNITS, AlignSettings, VisionLanguageStage
 from read_off_probe import read_off
 
+SCORE_CHUNK = 256
+
 
 @torch.no_grad()
 def encode_rows(model, processor, data: Path, split: str, rows: int, unit: str) -> list[tuple]:
@@ -40,7 +42,7 @@ def encode_rows(model, processor, data: Path, split: str, rows: int, unit: str) 
     chosen = [i for i in rows_spread_over_kinds(kinds, 10 ** 9)
               if stage.read_off_target(dataset[stage.rows[i][0]])][:rows]
     encoded = []
-    for index in tqdm(chosen, desc=f"encoding {split}", leave=False):
+    for index in tqdm(chosen, desc=f"encoding {split}"):
         batch = stage.make_batch([index], step=0)
         patches = model.vision_model(pixel_values=batch["large"]["pixel_values"]).last_hidden_state
         encoded.append((patches, batch["large"]["image_grid"], batch["read_off"][0]))
@@ -53,24 +55,30 @@ def project(projector, rows: list[tuple]) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def score(projector, rows, embeddings, tokenizer, blank: float) -> tuple[float, float]:
-    """(CTC nats per target token, mean greedy read-off CER) of ``rows``."""
-    sequences = project(projector, rows)
-    targets = [target for _, _, target in rows]
-    loss = float(embedding_ctc_sum(sequences, targets, embeddings, blank_similarity=blank))
+    """(CTC nats per target token, mean greedy read-off CER) of ``rows``, a chunk of rows at a time: every visual
+    token's similarities to the whole vocabulary at once take about 50 GB for 4,000 rows."""
     vocab = nn.functional.normalize(embeddings.float(), dim=-1)
-    errors = [character_error_rate(tokenizer.decode(target), tokenizer.decode(read_off(sequence, vocab, blank)))
-              for sequence, target in zip(sequences, targets)]
-    return loss / sum(len(t) for t in targets), sum(errors) / len(errors)
+    loss, errors = 0.0, []
+    for start in range(0, len(rows), SCORE_CHUNK):
+        chunk = rows[start:start + SCORE_CHUNK]
+        sequences = project(projector, chunk)
+        targets = [target for _, _, target in chunk]
+        loss += float(embedding_ctc_sum(sequences, targets, embeddings, blank_similarity=blank))
+        errors += [character_error_rate(tokenizer.decode(target), tokenizer.decode(read_off(sequence, vocab, blank)))
+                   for sequence, target in zip(sequences, targets)]
+    return loss / sum(len(t) for _, _, t in rows), sum(errors) / len(errors)
 
 
 def fit(model, tokenizer, train, held_out, steps: int, batch_size: int, learning_rate: float, blank: float,
-        seed: int) -> list[dict]:
+        seed: int, score_rows: int | None = None) -> list[dict]:
+    """Fit a copy of the projector; every quarter of the steps, score the first ``score_rows`` training rows
+    (None: all) and the held-out ones."""
     torch.manual_seed(seed)
     projector = copy.deepcopy(model.projector)
     embeddings = model.get_input_embeddings().weight.detach()
     optimizer = torch.optim.AdamW(projector.parameters(), lr=learning_rate, weight_decay=0.0)
     history = []
-    for step in tqdm(range(1, steps + 1), desc=f"fitting (blank {blank})", leave=False):
+    for step in tqdm(range(1, steps + 1), desc=f"fitting (blank {blank})"):
         batch = [train[i] for i in torch.randint(len(train), (batch_size,)).tolist()]
         loss = embedding_ctc_sum(project(projector, batch), [t for _, _, t in batch], embeddings,
                                  blank_similarity=blank) / sum(len(t) for _, _, t in batch)
@@ -78,7 +86,8 @@ def fit(model, tokenizer, train, held_out, steps: int, batch_size: int, learning
         loss.backward()
         optimizer.step()
         if step == steps or step % max(1, steps // 4) == 0:
-            history.append({"step": step, "train": score(projector, train, embeddings, tokenizer, blank),
+            history.append({"step": step,
+                            "train": score(projector, train[:score_rows], embeddings, tokenizer, blank),
                             "held_out": score(projector, held_out, embeddings, tokenizer, blank)})
     return history
 
@@ -96,9 +105,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score-train-rows", type=int, default=0,
+                        help="score only the first N training rows (0: all; scoring thousands takes minutes)")
     args = parser.parse_args()
     if min(args.train_rows, args.held_out_rows, args.steps, args.batch_size) < 1:
         parser.error("--train-rows, --held-out-rows, --steps and --batch-size must be at least 1")
+    score_rows = args.score_train_rows or None
     model, processor = load_checkpoint(args.checkpoint)
     model.eval()
     tokenizer = processor.tokenizer
@@ -110,11 +122,11 @@ def main() -> None:
         embeddings = model.get_input_embeddings().weight.detach()
         for blank in args.blanks:
             (tl, tc), (hl, hc) = (score(model.projector, rows, embeddings, tokenizer, blank)
-                                  for rows in (train, held_out))
+                                  for rows in (train[:score_rows], held_out))
             print(f"| {unit} | {blank} | 0 | {tl:.3f} | {tc:.3f} | {hl:.3f} | {hc:.3f} |", flush=True)
             start = time.perf_counter()
             for point in fit(model, tokenizer, train, held_out, args.steps, args.batch_size, args.learning_rate,
-                             blank, args.seed):
+                             blank, args.seed, score_rows):
                 (tl, tc), (hl, hc) = point["train"], point["held_out"]
                 print(f"| {unit} | {blank} | {point['step']} | {tl:.3f} | {tc:.3f} | {hl:.3f} | {hc:.3f} |",
                       flush=True)
