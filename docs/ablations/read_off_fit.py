@@ -28,8 +28,6 @@ from ko_hypervl.training.losses import embedding_ctc_sum, tile_token_sequences
 from ko_hypervl.training.stages import READ_OFF_UNITS, AlignSettings, VisionLanguageStage
 from read_off_probe import read_off
 
-SCORE_CHUNK = 256
-
 
 @torch.no_grad()
 def encode_rows(model, processor, data: Path, split: str, rows: int, unit: str) -> list[tuple]:
@@ -55,18 +53,16 @@ def project(projector, rows: list[tuple]) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def score(projector, rows, embeddings, tokenizer, blank: float) -> tuple[float, float]:
-    """(CTC nats per target token, mean greedy read-off CER) of ``rows``, a chunk of rows at a time: every visual
-    token's similarities to the whole vocabulary at once take about 50 GB for 4,000 rows."""
+    """(CTC nats per target token, mean greedy read-off CER) of ``rows``. The CTC's classes are all the rows'
+    target tokens at once, so its cost grows with rows × classes: thousands of rows take more than 24 GB
+    (``--score-train-rows`` scores fewer)."""
+    sequences = project(projector, rows)
+    targets = [target for _, _, target in rows]
+    loss = float(embedding_ctc_sum(sequences, targets, embeddings, blank_similarity=blank))
     vocab = nn.functional.normalize(embeddings.float(), dim=-1)
-    loss, errors = 0.0, []
-    for start in range(0, len(rows), SCORE_CHUNK):
-        chunk = rows[start:start + SCORE_CHUNK]
-        sequences = project(projector, chunk)
-        targets = [target for _, _, target in chunk]
-        loss += float(embedding_ctc_sum(sequences, targets, embeddings, blank_similarity=blank))
-        errors += [character_error_rate(tokenizer.decode(target), tokenizer.decode(read_off(sequence, vocab, blank)))
-                   for sequence, target in zip(sequences, targets)]
-    return loss / sum(len(t) for _, _, t in rows), sum(errors) / len(errors)
+    errors = [character_error_rate(tokenizer.decode(target), tokenizer.decode(read_off(sequence, vocab, blank)))
+              for sequence, target in zip(sequences, targets)]
+    return loss / sum(len(t) for t in targets), sum(errors) / len(errors)
 
 
 def fit(model, tokenizer, train, held_out, steps: int, batch_size: int, learning_rate: float, blank: float,
@@ -106,10 +102,13 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score-train-rows", type=int, default=0,
-                        help="score only the first N training rows (0: all; scoring thousands takes minutes)")
+                        help="score only the first N training rows (0: all; thousands take minutes and more "
+                             "than 24 GB)")
     args = parser.parse_args()
     if min(args.train_rows, args.held_out_rows, args.steps, args.batch_size) < 1:
         parser.error("--train-rows, --held-out-rows, --steps and --batch-size must be at least 1")
+    if args.score_train_rows < 0:
+        parser.error("--score-train-rows must be at least 0 (0: all)")
     score_rows = args.score_train_rows or None
     model, processor = load_checkpoint(args.checkpoint)
     model.eval()
