@@ -13,8 +13,7 @@ built-in ``ko_vit`` below. The tile a branch encodes is its vision config's ``im
 
 from __future__ import annotations
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
 # VRC scales: the share of the full-resolution side lengths an image is resized to before tiling.
 DEFAULT_VRC_SCALES = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
@@ -45,18 +44,33 @@ class KoViTConfig(PreTrainedConfig):
 AutoConfig.register(KoViTConfig.model_type, KoViTConfig, exist_ok=True)
 
 
+# the small branch's ViT when a config names none: half the large default's width and depth
+SMALL_VISION_DEFAULTS = {"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+
+def sub_config(value: dict | PreTrainedConfig | None, model_type: str, **defaults) -> PreTrainedConfig:
+    """A nested config from what a caller or config.json gave: a config as it is, a dict by its own
+    ``model_type`` (else ``model_type``), nothing as ``model_type``'s defaults updated by ``defaults``."""
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if value is None:
+        return CONFIG_MAPPING[model_type](**defaults)
+    if not isinstance(value, dict):
+        raise TypeError(f"a sub-config must be a dict or a transformers config, got {type(value).__name__}")
+    fields = dict(value)
+    kind = fields.pop("model_type", None) or model_type
+    if kind not in CONFIG_MAPPING:
+        raise ValueError(f"unknown sub-config model_type {kind!r}: transformers has no config of that name")
+    return CONFIG_MAPPING[kind](**fields)
+
+
 class KoHyperVLConfig(PreTrainedConfig):
     """Two vision branches, one language model, the projectors and the visual resolution compressor."""
 
     model_type = "ko_hypervl"
-    sub_configs_defaults = {
-        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="ko_vit"),
-        "small_vision_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="ko_vit",
-            init_kwargs={"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 2},
-        ),
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
-    }
+    # the plain ``sub_configs`` mapping, filled in ``__post_init__``, rather than transformers 5.20's
+    # ``sub_configs_defaults``: the same code then runs on the transformers a GPU image ships (5.17 there)
+    sub_configs = {"vision_config": AutoConfig, "small_vision_config": AutoConfig, "text_config": AutoConfig}
 
     vision_config: dict | PreTrainedConfig | None = None
     small_vision_config: dict | PreTrainedConfig | None = None
@@ -78,6 +92,9 @@ class KoHyperVLConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        self.vision_config = sub_config(self.vision_config, "ko_vit")
+        self.small_vision_config = sub_config(self.small_vision_config, "ko_vit", **SMALL_VISION_DEFAULTS)
+        self.text_config = sub_config(self.text_config, "llama")
         if self.vrc_scales is None:
             self.vrc_scales = list(DEFAULT_VRC_SCALES)
         super().__post_init__(**kwargs)

@@ -119,6 +119,40 @@ def test_train_copy_writes_a_checkpoint_and_an_interrupted_run_resumes_to_the_sa
     assert all(torch.allclose(finished[name], resumed[name], atol=1e-6) for name in finished)
 
 
+def test_max_seconds_ends_a_stage_early_with_its_checkpoint_and_a_rerun_adds_no_step(tiny, tmp_path, capsys):
+    init, _, _ = tiny
+    out = tmp_path / "copy"
+    args = ["train", "copy", "--init", str(init), "--out", str(out), "--steps", "50", "--batch-size", "4",
+            "--micro-batch-size", "4", "--pools", "8", "--pool-steps", "50", "--sampled-vocab", "8",
+            "--min-span", "3", "--max-span", "6", "--save-every", "25", "--max-seconds", "0.001", "--no-progress"]
+    assert main(args) == 0 and "done:" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "loss" in row] == [1]       # one step outlasts a millisecond
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 1
+    entry = json.loads((out / "final" / "training_summary.json").read_text())["stages"][-1]
+    assert entry["steps"] == 1 and entry["extra"]["stopped_by"] == "max_seconds"
+    assert entry["extra"]["planned_steps"] == 50
+    first = (out / "final" / "model.safetensors").read_bytes()
+    assert main(args) == 0                            # the clock is spent: the rerun resumes and stops at once
+    entry = json.loads((out / "final" / "training_summary.json").read_text())["stages"][-1]
+    assert (entry["resumed_from"], entry["steps"]) == (1, 1)
+    assert (out / "final" / "model.safetensors").read_bytes() == first
+
+
+def test_batch_workers_train_the_same_weights_as_batches_made_in_process(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    init, _, _ = tiny
+    finals = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"workers-{workers}"
+        assert main(["train", "copy", "--init", str(init), "--out", str(out), "--steps", "3", "--batch-size", "4",
+                     "--micro-batch-size", "2", "--pools", "8", "--pool-steps", "3", "--sampled-vocab", "8",
+                     "--min-span", "3", "--max-span", "6", "--batch-workers", workers, "--no-progress"]) == 0
+        finals.append(load_file(out / "final" / "model.safetensors"))
+    assert all(torch.equal(finals[0][name], finals[1][name]) for name in finals[0])
+
+
 def test_copy_steps_put_the_copy_stage_before_the_lm_in_the_pipeline(tmp_path):
     from ko_hypervl.training.pipeline import (COPY_STAGE_LM_SHARE, STAGES, PipelineSettings, _copy_settings,
                                               _lm_settings, _train_settings)

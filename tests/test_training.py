@@ -53,6 +53,36 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert 0.1 < middle < 1.0 and middle == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
 
 
+def test_a_clock_limit_decays_the_learning_rate_by_whichever_of_steps_and_time_is_further():
+    settings = TrainSettings(out=Path("x"), steps=11, warmup_steps=2, learning_rate=1.0, min_lr_ratio=0.1,
+                             max_seconds=60)
+    assert learning_rate_at(1, settings, time_share=0.9) == 1.0             # the warm-up is by steps alone
+    assert learning_rate_at(2, settings, time_share=1.0) == pytest.approx(0.1)
+    assert learning_rate_at(2, settings, time_share=0.5) == pytest.approx(learning_rate_at(6, settings))
+    assert learning_rate_at(8, settings, time_share=0.1) == pytest.approx(learning_rate_at(8, settings))
+    for bad in (-1.0, math.inf):
+        with pytest.raises(ValueError, match="--max-seconds"):
+            TrainSettings(out=Path("x"), max_seconds=bad)
+
+
+def test_stages_of_one_process_may_train_in_different_precisions(tmp_path):
+    from ko_hypervl.training.loop import _make_accelerator
+
+    # the GPU lease recipe's LM trains in bf16 between float32 stages; accelerate keeps one precision otherwise
+    precisions = [_make_accelerator(TrainSettings(out=tmp_path, precision=p)).mixed_precision
+                  for p in ("no", "bf16", "bf16", "no")]
+    assert precisions == ["no", "bf16", "bf16", "no"]
+
+
+def test_runs_written_before_the_clock_limit_existed_keep_their_fingerprint():
+    from ko_hypervl.training.loop import fingerprint
+
+    stage = _RecordingStage()
+    stage.describe = lambda: {}
+    assert "max_seconds" not in fingerprint(stage, TrainSettings(out=Path("x")))["train"]
+    assert fingerprint(stage, TrainSettings(out=Path("x"), max_seconds=30))["train"]["max_seconds"] == 30
+
+
 @pytest.mark.parametrize("batch, micro, processes, expected", [(8, 4, 1, 2), (8, 2, 2, 2), (8, 8, 2, 1), (6, 4, 3, 1)])
 def test_accumulation_keeps_the_global_batch(batch, micro, processes, expected):
     assert TrainSettings(out=Path("x"), batch_size=batch, micro_batch_size=micro).accumulation_steps(processes) == expected
@@ -121,6 +151,13 @@ def test_prefetched_batches_are_the_inline_ones_and_errors_arrive_at_their_step(
     with pytest.raises(ValueError, match="step 3"):
         next(failing)
 
+    # forked worker processes (a GPU's loader) make the very same batches, and a failure still names its step
+    assert list(step_batches(_RecordingStage(), settings, 1, 10, 0, 1, 2, prefetch=1, workers=2)) == inline
+    failing = step_batches(_RecordingStage(fail_at=3), settings, 0, 10, 0, 1, 2, prefetch=1, workers=2)
+    assert [next(failing)[0]["step"] for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="step 3"):
+        next(failing)
+
     stopped = _RecordingStage()
     early = step_batches(stopped, settings, 0, 10, 0, 1, 2, prefetch=2)
     next(early)
@@ -132,6 +169,19 @@ def test_prefetched_batches_are_the_inline_ones_and_errors_arrive_at_their_step(
     assert len(stopped.made) == made <= 2 * 4      # nothing is made after close (at most 4 steps were asked for)
     with pytest.raises(ValueError, match="prefetch-batches"):
         TrainSettings(out=tmp_path, prefetch_batches=-2)
+    with pytest.raises(ValueError, match="batch-workers"):
+        TrainSettings(out=tmp_path, batch_workers=-2)
+
+
+def test_batch_workers_default_to_the_free_cores_on_a_gpu_and_none_on_the_cpu(tmp_path, monkeypatch):
+    from ko_hypervl.training.loop import batch_worker_count
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    auto = TrainSettings(out=tmp_path)
+    assert batch_worker_count(auto, torch.device("cpu"), 1) == 0
+    assert batch_worker_count(auto, torch.device("cuda"), 1) == 8
+    assert batch_worker_count(auto, torch.device("cuda"), 4) == 3
+    assert batch_worker_count(TrainSettings(out=tmp_path, batch_workers=2), torch.device("cpu"), 1) == 2
 
 
 def test_compare_draws_runs_and_prints_their_first_and_last_means(tmp_path, capsys):
@@ -737,3 +787,14 @@ def test_bad_settings_and_data_give_clear_errors(tiny, tmp_path, capsys):
     assert code == 1 and "GiB" in err and "--micro-batch-size" in err
     code, err = run("train", "lm", "--init", str(init), "--out", str(tmp_path / "o"), "--block-size", "4096")
     assert code == 1 and "longer than the language model's context (1024 tokens)" in err
+
+
+def test_the_gpu_lease_recipe_says_how_it_is_used(tmp_path):
+    import subprocess
+
+    script = Path(__file__).parents[1] / "training" / "recipes" / "gpu_lease.sh"
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert usage.returncode == 2 and "wheels|run" in usage.stderr
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OUT"}
+    no_out = subprocess.run(["bash", str(script), "run"], capture_output=True, text=True, env=env)
+    assert no_out.returncode != 0 and "set OUT" in no_out.stderr

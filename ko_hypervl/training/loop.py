@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 # settings that may change between a kill and the resume without changing the result
 RESUME_FREE = {"progress", "save_every", "keep_checkpoints", "log_every", "threads", "check_memory", "out", "cpu",
-               "prefetch_batches"}
+               "prefetch_batches", "batch_workers"}
+# settings added after runs were written: at these defaults they stay out of the fingerprint, so those runs resume
+LATER_DEFAULTS = {"max_seconds": 0.0}
 
 
 @dataclass
@@ -51,7 +53,8 @@ class TrainResult:
 
 def fingerprint(stage, settings: TrainSettings) -> dict:
     """What must match for a resumed run to continue the same run."""
-    train = {k: v for k, v in asdict(settings).items() if k not in RESUME_FREE}
+    train = {k: v for k, v in asdict(settings).items()
+             if k not in RESUME_FREE and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return {"stage": stage.name, "train": train, "stage_settings": stage.describe()}
 
 
@@ -78,18 +81,46 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Item ``i``: the micro-batches of step ``steps[i]``, for a DataLoader whose workers make them."""
+
+    def __init__(self, make, steps: range):
+        self.make, self.steps = make, steps
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int) -> list[dict]:
+        return self.make(self.steps[i])
+
+
 def step_batches(stage, settings: TrainSettings, start: int, size: int, rank: int, world: int, accumulation: int,
-                 prefetch: int):
+                 prefetch: int, workers: int = 0):
     """Each step's micro-batches for this process, from step ``start`` on.
 
-    With ``prefetch`` > 0 one background thread prepares up to that many steps ahead while the model trains.
-    The batches are the same either way: a step's samples and their random choices depend only on (seed,
-    step, index), never on a shared generator (see ``sampling``).
+    With ``workers`` > 0 that many forked processes make the steps in turn, ``prefetch`` (at least 1) steps
+    ahead each (a GPU trains faster than one core decodes and tiles images); else with ``prefetch`` > 0 one
+    background thread prepares up to that many steps ahead while the model trains. The batches are the same
+    every way: a step's samples and their random choices depend only on (seed, step, index), never on a
+    shared generator (see ``sampling``).
     """
     def make(step: int) -> list[dict]:
         indices = process_share(global_batch(settings.seed, step, settings.batch_size, size), rank, world)
         return [stage.make_batch(chunk, step) for chunk in micro_batches(indices, accumulation)]
 
+    if workers > 0:
+        from torch.utils.data import DataLoader
+
+        # fork: the workers inherit the stage (dataset, tokenizer) instead of unpickling it; they never touch CUDA
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")   # a forked Rust tokenizer would warn and serialise
+        loader = DataLoader(_StepBatches(make, range(start, settings.steps)), batch_size=None, num_workers=workers,
+                            prefetch_factor=max(1, prefetch), multiprocessing_context="fork")
+        batches = iter(loader)
+        try:
+            yield from batches
+        finally:
+            del batches         # shuts the workers down when training stops early
+        return
     steps = iter(range(start, settings.steps))
     if prefetch <= 0:
         yield from map(make, steps)
@@ -107,9 +138,25 @@ def step_batches(stage, settings: TrainSettings, start: int, size: int, rank: in
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def batch_worker_count(settings: TrainSettings, device: torch.device, processes: int) -> int:
+    """``--batch-workers``, with -1 resolved: on a GPU the free cores shared among the processes (at most 8
+    each), on the CPU none (workers would take the cores training needs)."""
+    if settings.batch_workers >= 0:
+        return settings.batch_workers
+    if device.type == "cpu":
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) // max(1, processes) - 1))
+
+
 def _make_accelerator(settings: TrainSettings):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", settings.precision) != settings.precision:
+        # accelerate keeps one precision per process and refuses another; a pipeline's stages may differ (an LM
+        # in bf16, the rest in float32), so the stage state is renewed (the processes stay joined: PartialState)
+        AcceleratorState._reset_state()
     accelerator = Accelerator(cpu=settings.cpu, mixed_precision=settings.precision)
     launched = int(os.environ.get("WORLD_SIZE") or 1)
     if launched > 1 and accelerator.num_processes != launched:
@@ -180,9 +227,20 @@ def train(stage, model, settings: TrainSettings, accelerator=None, processor=Non
     if prefetch < 0:
         prefetch = 2 if accelerator.device.type != "cpu" else 0
     model.train()
-    all_batches = step_batches(stage, settings, start, size, rank, world, accumulation, prefetch)
-    for step, batches in zip(range(start, settings.steps), all_batches):
-        lr = learning_rate_at(step, settings)
+    limit = settings.max_seconds
+
+    def clock() -> float:
+        """Seconds of training so far, across resumes; the processes' mean, so all take the same decisions."""
+        seconds = torch.tensor(elapsed_before + time.perf_counter() - started, dtype=torch.float64,
+                               device=accelerator.device)
+        return float(accelerator.reduce(seconds, "mean")) if world > 1 else float(seconds)
+
+    end = settings.steps if not limit or clock() < limit else start    # a finished clock: no step more
+    all_batches = step_batches(stage, settings, start, size, rank, world, accumulation, prefetch,
+                               batch_worker_count(settings, accelerator.device, world))
+    step = start - 1
+    for step, batches in zip(range(start, end), all_batches):
+        lr = learning_rate_at(step, settings, clock() / limit if limit else 0.0)
         set_learning_rate(optimizer, lr)
         # the loss is a weighted sum over target tokens (weight 1 each unless the stage weights its answers)
         local = torch.tensor([sum(b["num_targets"] for b in batches), sum(b["num_tokens"] for b in batches),
@@ -232,7 +290,8 @@ def train(stage, model, settings: TrainSettings, accelerator=None, processor=Non
                           "seconds": round(elapsed_before + spent, 2)})
         bar.update()
         bar.set_postfix(loss=f"{last_loss:.3f}" if last_loss is not None else "-", lr=f"{lr:.1e}")
-        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+        out_of_time = bool(limit) and step + 1 < settings.steps and clock() >= limit
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps or out_of_time:
             accelerator.wait_for_everyone()
             if main:
                 counters = {"samples": samples_seen, "tokens": tokens_seen, "targets": targets_seen,
@@ -241,8 +300,13 @@ def train(stage, model, settings: TrainSettings, accelerator=None, processor=Non
                                          {"step": step + 1, "fingerprint": expected, "counters": counters},
                                          settings.keep_checkpoints, processor)
             accelerator.wait_for_everyone()
+        if out_of_time:
+            break
     all_batches.close()     # stops the prefetch thread
     bar.close()
+    done = step + 1
+    if done < settings.steps:
+        log.info("%s: stopped by --max-seconds %g after step %d of %d", stage.name, limit, done, settings.steps)
     total = elapsed_before + time.perf_counter() - started
     model = accelerator.unwrap_model(model)
     model.eval()
@@ -254,12 +318,13 @@ def train(stage, model, settings: TrainSettings, accelerator=None, processor=Non
             last_loss = rows[-1].get("loss")
     result = TrainResult(
         # over the whole run, across resumes (the counters travel in the checkpoints)
-        stage=stage.name, steps=settings.steps, resumed_from=start, seconds=round(total, 2),
+        stage=stage.name, steps=done, resumed_from=start, seconds=round(total, 2),
         samples_per_second=round(samples_seen / total, 3) if total else 0.0,
         tokens_per_second=round(tokens_seen / total, 1) if total else 0.0,
         target_tokens_per_second=round(targets_seen / total, 1) if total else 0.0,
         final_loss=last_loss, log_file=str(runlog.path), loss_plot=str(plot) if plot else None,
-        extra={"processes": world, "micro_batches_per_step": accumulation},
+        extra={"processes": world, "micro_batches_per_step": accumulation,
+               **({"planned_steps": settings.steps, "stopped_by": "max_seconds"} if done < settings.steps else {})},
     )
     if main:
         write_json_atomic(out / "train_result.json", result.to_dict())

@@ -37,6 +37,12 @@ class TrainSettings:
     prefetch_batches: int = setting(-1, help="steps of batches a background thread prepares while the model "
                                              "trains (0: inline; -1: 2 on a GPU, 0 on the CPU, where the "
                                              "thread would take cores from training)")
+    batch_workers: int = setting(-1, help="processes that make the steps' batches ahead, prefetch-batches steps "
+                                           "each (0: this process; -1: on a GPU one per free core, at most 8, "
+                                           "on the CPU 0)")
+    max_seconds: float = setting(0.0, help="stop after this many seconds of training, counted across resumes, "
+                                           "at the end of a step, with the learning rate decayed to its floor "
+                                           "by then (0: run all --steps)")
     progress: bool = setting(True, help="show a progress bar")
     check_memory: bool = setting(True, help="refuse settings whose estimated memory exceeds what is free")
 
@@ -51,6 +57,10 @@ class TrainSettings:
             raise ValueError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--warmup-steps, --grad-clip and --weight-decay cannot be negative")
+        if self.batch_workers < -1:
+            raise ValueError(f"--batch-workers must be -1 (auto), 0 or more, got {self.batch_workers}")
+        if self.max_seconds < 0 or not math.isfinite(self.max_seconds):
+            raise ValueError(f"--max-seconds must be 0 (no limit) or a positive number, got {self.max_seconds}")
         if self.prefetch_batches < -1:
             raise ValueError(f"--prefetch-batches must be -1 (auto), 0 or more, got {self.prefetch_batches}")
         if self.precision not in PRECISIONS:
@@ -69,13 +79,17 @@ class TrainSettings:
         return share // micro
 
 
-def learning_rate_at(step: int, settings: TrainSettings) -> float:
-    """Linear warm-up to the peak, then cosine decay to ``min_lr_ratio`` of it at the last step."""
+def learning_rate_at(step: int, settings: TrainSettings, time_share: float = 0.0) -> float:
+    """Linear warm-up to the peak, then cosine decay to ``min_lr_ratio`` of it at the last step.
+
+    ``time_share`` is the share of ``--max-seconds`` already spent: the decay follows whichever of the steps
+    and the clock is further along, so a run the clock stops ends at the floor as a full run does.
+    """
     peak = settings.learning_rate
     if step < settings.warmup_steps:
         return peak * (step + 1) / settings.warmup_steps
     span = max(1, settings.steps - settings.warmup_steps - 1)
-    progress = min(1.0, (step - settings.warmup_steps) / span)
+    progress = min(1.0, max((step - settings.warmup_steps) / span, time_share))
     floor = peak * settings.min_lr_ratio
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
