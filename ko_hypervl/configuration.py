@@ -88,6 +88,8 @@ class KoHyperVLConfig(PreTrainedConfig):
     vrc_scales: list[float] | None = None
     vrc_image_size: int = 128
     vrc_channels: int = 32
+    # the CTC reading head the reading stage leaves (``model.reading.ReadingHeadSpec.to_config``), or None
+    reading_head: dict | None = None
     use_cache: bool = True
     tie_word_embeddings: bool = False
 

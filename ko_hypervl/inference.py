@@ -177,6 +177,21 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+@dataclass
+class Reading:
+    """A line as the reading head reads it."""
+
+    text: str
+    branch: str
+    width: int
+    height: int
+    tiles: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 4)}
+
+
 class KoHyperVL:
     """A loaded model + processor, ready to answer questions about images."""
 
@@ -304,6 +319,26 @@ class KoHyperVL:
         """The answer to ``question`` about ``images``, with its VRC decision and timings."""
         *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history, max_time)
         return answer
+
+    def read(self, images) -> list[Reading]:
+        """What the model's reading head reads in each image (one image or a list), at full resolution.
+
+        The head the reading stage keeps reads one line of text per image when its order is ``columns`` (the
+        recipes'): crop a page to its lines first. A checkpoint without a head, or whose encoder was trained
+        after the head was fitted, is refused with a clear error.
+        """
+        spec = self.model.reading_head_spec()
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        readings = []
+        for image in images:
+            started = time.perf_counter()
+            loaded = self.image_processor.load(image)
+            inputs = self.image_processor([loaded], branch=spec.branch)
+            log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"])[0]
+            rows, cols = inputs["image_grid"][0].tolist()
+            readings.append(Reading(spec.vocab.decode_greedy(log_probs), spec.branch, loaded.width, loaded.height,
+                                    rows * cols, time.perf_counter() - started))
+        return readings
 
 
 def load(path: str | os.PathLike | Path | None = None, device: str | None = None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
@@ -170,13 +171,27 @@ def test_the_encoders_learn_to_read_their_lines(tmp_path, order):
     scores = summary["stages"][-1]["reading_cer"]
     # every line read right by both branches; a head on frozen random encoders misreads some (0.125 / 0.625)
     assert scores["large"]["cer"] < 0.1 and scores["small"]["cer"] < 0.1, scores
-    # the final checkpoint is the VLM (the heads stay behind) with encoders that changed
+    # the final checkpoint is the VLM with encoders that changed, and it keeps the large branch's head
     from safetensors.torch import load_file
 
     before, after = load_file(init / "model.safetensors"), load_file(out / "final" / "model.safetensors")
-    assert set(before) == set(after)
+    assert set(after) == set(before) | {"reading_head.weight", "reading_head.bias"}
     assert not torch.equal(before["vision_model.patch_embedding.weight"], after["vision_model.patch_embedding.weight"])
     assert torch.equal(before["projector.fc1.weight"], after["projector.fc1.weight"])
+    head = json.loads((out / "final" / "config.json").read_text(encoding="utf-8"))["reading_head"]
+    assert (head["branch"], head["order"], head["cer"]) == ("large", order, scores["large"]["cer"])
+    # ... and reads with it: the same lines, the same text the stage scored
+    from ko_hypervl import load
+    from ko_hypervl.imagecorpus.records import load_split
+
+    lines = load_split(_lines_dataset(tmp_path / "again"), "validation")
+    readings = load(out / "final").read([row["image"] for row in lines])
+    from ko_hypervl.imagecorpus.tesseract import character_error_rate
+
+    texts = [row["messages"][1]["content"][0]["text"] for row in lines]
+    cer = sum(character_error_rate(t, r.text) for t, r in zip(texts, readings)) / len(texts)
+    assert cer == pytest.approx(scores["large"]["cer"], abs=1e-3)
+    assert all(r.branch == "large" and r.tiles >= 1 and r.seconds > 0 for r in readings)
 
 
 def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
@@ -205,3 +220,37 @@ def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
     assert main(["train", "read", "--init", str(init), "--data", str(lines), "--out", str(out), "--eval-split", "test",
                  "--no-progress"]) == 1
     assert "split 'test' not in" in capsys.readouterr().err and not (out / "checkpoints").exists()
+
+
+def test_a_reading_head_is_kept_only_for_the_encoder_it_was_fitted_with(tmp_path, capsys):
+    from ko_hypervl import load
+    from ko_hypervl.model.reading import ReadingHeadSpec, encoder_digest, reading_head_layer
+
+    model, processor = build_model(ModelBuildSettings(**RECIPES["smoke"].model))
+    plain = save_checkpoint(model, processor, tmp_path / "plain")
+    image = Image.new("RGB", (112, 40), "white")
+    with pytest.raises(ValueError, match="no reading head"):
+        load(plain).read(image)
+    image.save(tmp_path / "line.png")
+    assert main(["read", str(tmp_path / "line.png"), "--model", str(plain)]) == 1
+    assert "no reading head" in capsys.readouterr().err
+
+    spec = ReadingHeadSpec("large", ("ᄀ", "ᅡ"), 2, "columns", encoder_digest(model.vision_model), cer=0.5)
+    head = reading_head_layer(model.config.vision_config.hidden_size, spec)
+    model.install_reading_head(head, spec)
+    kept = save_checkpoint(model, processor, tmp_path / "kept")
+    vlm = load(kept)
+    assert torch.equal(vlm.model.reading_head.weight, head.weight) and vlm.model.reading_head_spec() == spec
+    assert main(["read", str(tmp_path / "line.png"), "--model", str(kept), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["branch"] == "large" and set(printed["text"]) <= {"가", "ᄀ", "ᅡ"}
+    assert main(["model", "info", str(kept)]) == 0 and "reading head: large branch, 3 classes" in capsys.readouterr().out
+    # the digest is of the weights as float16, so the bundle's float16 export keeps a head that fits
+    assert main(["model", "export", str(kept), "--out", str(tmp_path / "f16")]) == 0
+    assert load(tmp_path / "f16").read(image)[0].text == vlm.read(image)[0].text
+    with torch.no_grad():           # a later stage that trains the encoder leaves the head behind it
+        vlm.model.vision_model.patch_embedding.weight.add_(0.01)
+    with pytest.raises(ValueError, match="trained after its reading head was fitted"):
+        vlm.read(image)
+    with pytest.raises(ValueError, match="weights are"):
+        model.install_reading_head(torch.nn.Linear(4, 4), spec)

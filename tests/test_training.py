@@ -661,6 +661,26 @@ def test_the_tiny_read_recipe_reads_its_own_lines_then_keeps_the_encoders_fixed_
     assert PipelineSettings(out=tmp_path, recipe="tiny").read_line_count == 0
 
 
+def test_the_reading_head_outlives_later_stages_while_its_encoder_stays_fixed(smoke_run, tmp_path):
+    from PIL import Image
+
+    from ko_hypervl import load
+
+    line = Image.new("RGB", (96, 32), "white")
+    assert load(smoke_run / "read" / "final").read(line)[0].branch == "large"
+    # the smoke recipe trains the encoders again after reading (a tenth of the rate): its head no longer fits
+    with pytest.raises(ValueError, match="trained after its reading head was fitted"):
+        load(smoke_run / "model").read(line)
+    # a stage with the encoders fixed (as tiny-read's align, sft and dcl) keeps the head, and it still reads
+    out = tmp_path / "align"
+    assert main(["train", "align", "--init", str(smoke_run / "read" / "final"), "--data", str(smoke_run / "data"),
+                 "--out", str(out), "--steps", "1", "--batch-size", "2", "--micro-batch-size", "2",
+                 "--no-train-vision", "--no-progress"]) == 0
+    before, after = load(smoke_run / "read" / "final"), load(out / "final")
+    assert torch.equal(before.model.reading_head.weight, after.model.reading_head.weight)
+    assert after.read(line)[0].text == before.read(line)[0].text
+
+
 def test_rerunning_a_finished_pipeline_skips_every_stage(smoke_run, caplog):
     before = (smoke_run / "model" / "model.safetensors").read_bytes()
     caplog.set_level("INFO")

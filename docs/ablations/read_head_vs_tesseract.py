@@ -1,9 +1,10 @@
 """A reading run's CTC head against Tesseract on the same held-out lines (reading_pretraining.md, last section).
 
-The reading stage scores its head on validation lines (the training fonts) and does not keep it. Its resumable
-checkpoints do: this script rebuilds the head from the last one (the vocabulary from the run's training lines,
-as the stage builds it), reads the first ``--rows`` single lines of ``--split`` (test: held-out fonts and
-words) and runs Tesseract on the very same images.
+The reading stage scores its heads on validation lines (the training fonts). A checkpoint that kept its head
+(the reading stage keeps the large branch's; RUN may also be such a checkpoint folder) is read with it; for an
+older run, whose final checkpoint has none, the head is rebuilt from the run's last resumable checkpoint (the
+vocabulary from the run's training lines, as the stage builds it). Either way it reads the first ``--rows``
+single lines of ``--split`` (test: held-out fonts and words) and runs Tesseract on the very same images.
 
     python docs/ablations/read_head_vs_tesseract.py runs/r1 --data runs/read-data --split test
 """
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100)
     args = parser.parse_args()
 
+    checkpoint = args.run if (args.run / "config.json").is_file() else args.run / "final"
+    if (checkpoint / "config.json").is_file() and json.loads((checkpoint / "config.json").read_text())["reading_head"]:
+        return compare_kept_head(checkpoint, args)
     for needed in (args.run / "final" / "training_summary.json", args.run / "checkpoints" / "latest.json"):
         if not needed.is_file():
             raise SystemExit(f"{args.run} is no finished `ko-hypervl train read` run: {needed} is missing")
@@ -57,6 +61,22 @@ def main() -> None:
     for branch in branches:
         score = reading_cer(reader, processor, lines, rows, vocab, branch)
         print(f"| {args.run} head ({branch}) | {score['rows']} | {score['cer']:.3f} |", flush=True)
+    print(f"| Tesseract (kor, psm 6) | {len(tesseract)} | {sum(tesseract) / len(tesseract):.3f} |")
+
+
+def compare_kept_head(checkpoint: Path, args) -> None:
+    """A checkpoint that kept its reading head (every reading stage since the head is kept) reads with it."""
+    from ko_hypervl import load
+
+    vlm = load(checkpoint)
+    single = vlm.model.reading_head_spec().order == "columns"
+    lines = load_split(args.lines or args.data, args.split)
+    rows = transcriptions(lines, single)[:args.rows]
+    readings = vlm.read([lines[i]["image"] for i, _ in rows])
+    head = [character_error_rate(" ".join(text.split()), r.text) for (_, text), r in zip(rows, readings)]
+    tesseract = [character_error_rate(" ".join(text.split()), ocr_image(lines[i]["image"])) for i, text in rows]
+    print(f"| reader | {args.split} lines | CER |\n|---|---:|---:|")
+    print(f"| {checkpoint} kept head ({readings[0].branch}) | {len(head)} | {sum(head) / len(head):.3f} |")
     print(f"| Tesseract (kor, psm 6) | {len(tesseract)} | {sum(tesseract) / len(tesseract):.3f} |")
 
 

@@ -34,6 +34,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_settings_arguments(ask, AskSettings)
     ask.set_defaults(func=_ask)
 
+    read = commands.add_parser("read", help="read a line of text in an image with the model's reading head",
+                               description="Transcribe a single line of (handwritten) Korean per image with the CTC "
+                                           "reading head a reading stage (`ko-hypervl train read`) left in the "
+                                           "checkpoint: no question, no LM; one line per image.")
+    read.add_argument("images", nargs="+", help="image files, one line of text each")
+    read.add_argument("--model", default=None, help="checkpoint directory (default: the bundled model)")
+    read.add_argument("--json", action="store_true", help="print one JSON object per image")
+    read.set_defaults(func=_read)
+
     sub = add_command_group(commands, "model", "create, inspect and benchmark checkpoints",
                             "Model checkpoints: build one from parts, show what is inside, run the benchmarks.",
                             "model commands", "ACTION")
@@ -107,6 +116,18 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(args: argparse.Namespace) -> int:
+    from ..inference import load
+
+    vlm = load(args.model)
+    for path, reading in zip(args.images, vlm.read(args.images)):
+        if args.json:
+            print(json.dumps({"image": path, **reading.to_dict()}, ensure_ascii=False))
+        else:
+            print(f"{path}\t{reading.text}")
+    return 0
+
+
 def _init(args: argparse.Namespace) -> int:
     from ..checkpoint import save_checkpoint
     from ..model.build import ModelBuildSettings, build_model
@@ -126,7 +147,7 @@ def _info(args: argparse.Namespace) -> int:
     config = model.config
     rows = [("language model", model.language_model), ("large encoder", model.vision_model),
             ("small encoder", model.small_vision_model), ("projectors", [model.projector, model.small_projector]),
-            ("VRC", model.vrc)]
+            ("VRC", model.vrc)] + [("reading head", model.reading_head)] * (model.reading_head is not None)
     for name, modules in rows:
         modules = modules if isinstance(modules, list) else [modules]
         count = sum(p.numel() for m in modules for p in m.parameters())
@@ -136,6 +157,11 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{branch} branch: {ip.tile_sizes[branch]} px tiles at {ip.branch_scales[branch]:g}× resolution, "
               f"{ip.tokens_per_tile[branch]} visual tokens per tile")
     print(f"max tiles {ip.max_tiles}, VRC scales {config.vrc_scales}, vocabulary {len(processor.tokenizer):,}")
+    if config.reading_head:
+        head = config.reading_head
+        cer = f", CER {head['cer']} on its held-out lines" if head.get("cer") is not None else ""
+        print(f"reading head: {head['branch']} branch, {len(head['units']) + 1} classes, {head['order']} order"
+              f"{cer} (`ko-hypervl read`)")
     return 0
 
 

@@ -15,6 +15,8 @@ def parameter_counts(model) -> dict[str, int]:
     parts = {"language_model": [model.language_model], "large_encoder": [model.vision_model],
              "small_encoder": [model.small_vision_model], "projectors": [model.projector, model.small_projector],
              "vrc": [model.vrc]}
+    if model.reading_head is not None:
+        parts["reading_head"] = [model.reading_head]
     counts = {name: sum(p.numel() for m in modules for p in m.parameters()) for name, modules in parts.items()}
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts

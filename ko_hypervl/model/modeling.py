@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 
 from ..configuration import KoHyperVLConfig, check_branch, tile_size
 from .projector import PixelShuffleProjector
+from .reading import ReadingHeadSpec, encoder_digest, read_log_probs, reading_head_layer
 from .vision import build_vision_encoder
 from .vrc import VisualResolutionCompressor, choose_scales
 
@@ -73,6 +74,10 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
                                                      config.small_pixel_shuffle_factor)
         self.vrc = VisualResolutionCompressor(len(config.vrc_scales), config.vrc_channels)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.reading_head = None
+        if config.reading_head:
+            spec = ReadingHeadSpec.from_config(config.reading_head)
+            self.reading_head = reading_head_layer(config.branch_config(spec.branch).hidden_size, spec)
         self.post_init()
 
     # -- the language model's embeddings, so resize_token_embeddings, peft and generate find them
@@ -116,6 +121,37 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
             patches = encoder(pixel_values=chunk.to(dtype)).last_hidden_state
             chunks.append(projector(patches.to(dtype)))
         return torch.cat(chunks).flatten(0, 1)
+
+    # -- reading
+    def install_reading_head(self, head: nn.Linear, spec: ReadingHeadSpec) -> None:
+        """Keep a reading stage's head (a copy of its weights) and record it in the config, so it is saved."""
+        layer = reading_head_layer(self.config.branch_config(spec.branch).hidden_size, spec)
+        if layer.weight.shape != head.weight.shape:
+            raise ValueError(f"the head's weights are {tuple(head.weight.shape)}, its spec needs "
+                             f"{tuple(layer.weight.shape)}")
+        layer.load_state_dict(head.state_dict())
+        self.reading_head = layer.to(device=head.weight.device, dtype=head.weight.dtype)
+        self.config.reading_head = spec.to_config()
+
+    def reading_head_spec(self) -> ReadingHeadSpec:
+        """The model's reading head, or a clear error where it has none or its encoder changed since."""
+        if self.reading_head is None or not self.config.reading_head:
+            raise ValueError("this checkpoint has no reading head: `ko-hypervl train read` (or a pipeline with a "
+                             "reading stage, e.g. --recipe tiny-read) fits one on its encoders and keeps it")
+        spec = ReadingHeadSpec.from_config(self.config.reading_head)
+        encoder, _ = self.vision_branch(spec.branch)
+        if encoder_digest(encoder) != spec.encoder_digest:
+            raise ValueError(f"the {spec.branch} encoder was trained after its reading head was fitted, so the "
+                             "head no longer reads it; fit it again with `ko-hypervl train read`")
+        return spec
+
+    @torch.no_grad()
+    def read_log_probs(self, pixel_values: torch.Tensor, image_grid: torch.Tensor) -> list[torch.Tensor]:
+        """The reading head's log-probabilities (positions, classes) per image (processed for its branch)."""
+        spec = self.reading_head_spec()
+        encoder, _ = self.vision_branch(spec.branch)
+        return read_log_probs(encoder, self.reading_head, pixel_values.to(self.device), image_grid, spec.order,
+                              spec.num_classes)
 
     @torch.no_grad()
     def predict_scales(self, vrc_pixel_values: torch.Tensor, vrc_image_sizes: torch.Tensor) -> list[float]:

@@ -4,8 +4,9 @@ Why: the VLM stages teach reading only through the LM, one answer token at a tim
 encoders never got there on the CPU budget (the bundled model's answers are the same with a blank image).
 A linear CTC head on the patch features gives every patch a direct reading target, as OCR models (CRNN)
 are trained. Korean is read in jamo (Unicode NFD): about 70 letters instead of thousands of syllables,
-so each letter is seen far more often. The head is a training device: the final checkpoint holds the VLM
-with its encoders updated, and the head's character error rate on held-out lines is in its stage history.
+so each letter is seen far more often. The final checkpoint holds the VLM with its encoders updated and
+keeps one head, the large branch's (else the only one trained), as ``reading_head`` with its vocabulary
+(``ko_hypervl.model.reading``); each head's character error rate on held-out lines is in the stage history.
 
 The patches are read in one of two orders (tiles stitched back into the image's patch grid; the global
 thumbnail is not read). ``rows``: the whole grid row by row, so text of any number of lines is read top
@@ -24,82 +25,19 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..settings import setting, settings_dict
 from ..imagecorpus.tesseract import TRANSCRIBE, character_error_rate
+from ..model.reading import (BLANK, READING_ORDERS, ReadingHeadSpec, ReadingVocab, check_reading_order,  # noqa: F401
+                             compose, encoder_digest, patch_sequence, read_log_probs, reading_units)
+from ..settings import setting, settings_dict
 from .stages import BRANCH_CHOICES, BRANCH_MODULES, Stage, branch_names
 
 log = logging.getLogger(__name__)
-BLANK = 0
-
-
-def reading_units(text: str) -> list[str]:
-    """The letters a transcription is read as: Hangul syllables split into jamo (NFD), line breaks as spaces."""
-    return list(unicodedata.normalize("NFD", " ".join(text.split())))
-
-
-def compose(units: list[str]) -> str:
-    """Read units back to text (NFC joins jamo into syllables)."""
-    return unicodedata.normalize("NFC", "".join(units))
-
-
-@dataclass
-class ReadingVocab:
-    """The CTC head's classes: blank (0), then every unit seen in the training transcriptions."""
-
-    units: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.index = {unit: i + 1 for i, unit in enumerate(self.units)}
-
-    @classmethod
-    def from_texts(cls, texts) -> "ReadingVocab":
-        return cls(sorted({unit for text in texts for unit in reading_units(text)}))
-
-    def __len__(self) -> int:
-        return len(self.units) + 1
-
-    def encode(self, text: str) -> list[int]:
-        """Class ids of ``text``; units the vocabulary lacks are left out (they cannot be predicted)."""
-        return [self.index[u] for u in reading_units(text) if u in self.index]
-
-    def decode_greedy(self, log_probs: torch.Tensor) -> str:
-        """Best path decoding: the argmax class per position, repeats merged, blanks dropped."""
-        best = log_probs.argmax(-1).tolist()
-        units = [self.units[c - 1] for i, c in enumerate(best) if c != BLANK and (i == 0 or c != best[i - 1])]
-        return compose(units)
-
-
-READING_ORDERS = ("rows", "columns")
-
-
-def patch_sequence(patches: torch.Tensor, rows: int, cols: int, order: str = "rows") -> torch.Tensor:
-    """(rows·cols tiles, side², hidden), tiles row by row → the patch features in reading order.
-
-    The tiles are stitched back into the image's patch grid, which is then read row by row, left to right
-    (``rows``: rows·side · cols·side patches), or column by column with each column's features max-pooled
-    over the height (``columns``: cols·side, one per column, for a single line).
-    """
-    tiles, length, hidden = patches.shape
-    side = int(round(length ** 0.5))
-    if tiles != rows * cols or side * side != length:
-        raise ValueError(f"expected {rows}×{cols} tiles of a square patch grid, got {tiles} tiles of {length} "
-                         "patches (an encoder with a class token cannot be read this way)")
-    check_reading_order(order, "order")
-    grid = patches.view(rows, cols, side, side, hidden).permute(0, 2, 1, 3, 4)
-    grid = grid.reshape(rows * side, cols * side, hidden)
-    return grid.reshape(-1, hidden) if order == "rows" else grid.amax(0)
-
-
-def check_reading_order(order: str, flag: str = "--order") -> None:
-    if order not in READING_ORDERS:
-        raise ValueError(f"{flag} must be one of {', '.join(READING_ORDERS)}, got {order!r}")
 
 
 @dataclass
@@ -190,15 +128,14 @@ class ReadingModel(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, image_grid: torch.Tensor, branch: str) -> list[torch.Tensor]:
         """Log-probabilities (patch positions, classes) per image, from the tiles (not the thumbnails)."""
-        encoder, head = self.encoders[branch], self.heads[branch]
-        out, start = [], 0
-        for rows, cols in image_grid.tolist():
-            tiles = rows * cols
-            patches = encoder(pixel_values=pixel_values[start:start + tiles]).last_hidden_state
-            logits = head(patch_sequence(patches, rows, cols, self.order)).view(-1, self.num_classes)
-            out.append(logits.float().log_softmax(-1))
-            start += tiles + (tiles > 1)    # skip the global thumbnail
-        return out
+        return read_log_probs(self.encoders[branch], self.heads[branch], pixel_values, image_grid, self.order,
+                              self.num_classes)
+
+    def head_spec(self, branch: str, vocab: ReadingVocab, positions_per_patch: int,
+                  cer: float | None = None) -> ReadingHeadSpec:
+        """What the VLM's config records of ``branch``'s head, its encoder's digest taken now."""
+        return ReadingHeadSpec(branch, tuple(vocab.units), positions_per_patch, self.order,
+                               encoder_digest(self.encoders[branch]), cer)
 
 
 class ReadStage(Stage):

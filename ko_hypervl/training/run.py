@@ -110,6 +110,9 @@ def train_read(train: TrainSettings, settings: ReadSettings) -> Path:
             scores[branch] = reading_cer(reader, processor, held_out, held_rows, stage.vocab, branch, train.progress)
             log.info("read: %s branch, CER %s on %d %s lines; e.g. %s", branch, scores[branch]["cer"],
                      scores[branch]["rows"], settings.eval_split, scores[branch]["example"])
+    kept = "large" if "large" in stage.branches else stage.branches[0]
+    model.install_reading_head(reader.heads[kept], reader.head_spec(kept, stage.vocab, settings.positions_per_patch,
+                                                                    scores.get(kept, {}).get("cer")))
     return _finish(result, model, processor, train.out, [train, settings], settings.init,
                    extra={"reading_cer": scores, "reading_classes": len(stage.vocab)})
 
