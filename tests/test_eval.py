@@ -451,6 +451,30 @@ def test_card_puts_tesseract_beside_the_modes(report):
     assert "### Why this size\n\nTimed on 2 cores: 2.75 samples/s." in card_markdown(result, [])
 
 
+def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report, checkpoint):
+    from ko_hypervl import load
+    from ko_hypervl.evaluation.reading_head import reading_head_note, reading_head_on_rows
+    from ko_hypervl.model.reading import ReadingHeadSpec, encoder_digest, reading_head_layer
+    from ko_hypervl.training.reading import transcriptions
+
+    result = report.to_dict()           # a checkpoint without a head: a note in the report and on the card
+    assert result["reading_head"]["ran"] is False and "no reading head" in result["reading_head"]["note"]
+    assert "Reading head: not measured (this checkpoint has no reading head" in results_markdown(result)
+    vlm = load(checkpoint)
+    spec = ReadingHeadSpec("large", tuple("가나다 "), 2, "columns", encoder_digest(vlm.model.vision_model))
+    vlm.model.install_reading_head(reading_head_layer(vlm.model.config.vision_config.hidden_size, spec), spec)
+    data = load_eval_data(None, ["ocr"], 6, 0, progress=False)
+    lines = transcriptions(data.dataset, single_line=True)
+    tesseract = tesseract_available("kor")
+    scored = reading_head_on_rows(vlm, data, tesseract=tesseract)
+    assert scored["ran"] and scored["rows"] == len(lines) >= 1 and scored["cer"] >= 0
+    assert scored["example"]["reference"] == " ".join(lines[0][1].split())
+    assert (scored["tesseract_cer"] is not None) == tesseract
+    note = reading_head_note(scored)
+    assert f"on the {len(lines)} single-line transcriptions of these rows" in note and "without the LM" in note
+    assert reading_head_note(None) is None          # reports written before the head was measured
+
+
 def test_tesseract_baseline_notes(monkeypatch):
     data = load_eval_data(None, ["exams"], 1, 0, progress=False)
     assert tesseract_on_rows(data, enabled=False)["note"].endswith("(--no-tesseract)")

@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import __version__
 from .language import format_table as bpc_table
 from .plots import write_plots
+from .reading_head import reading_head_note
 from .targets import (HEADLINE_MODE, KNOWN_ABLATIONS, LM_TOKENIZER, NO_DCL, TargetRow, dcl_gap, exact_match_of,
                       kl_weights, same_rows, target_rows, targets_table)
 
@@ -144,6 +145,8 @@ def results_markdown(report: dict) -> str:
                       "transcriptions."]
     else:
         lines += ["", f"Note: {tess['note']}."]
+    if head := reading_head_note(report.get("reading_head")):
+        lines += ["", head]
     if blank:
         lines += image_use_lines(blank)
     tasks = sorted({t for m in modes for t in report["modes"][m]["exact_match_by_task"]})

@@ -22,6 +22,7 @@ from ..checkpoint import check_checkpoint_dir, read_training_summary
 from ..inference import MODES, KoHyperVL
 from ..settings import setting, settings_dict
 from .baseline import tesseract_on_rows
+from .reading_head import reading_head_on_rows
 from .data import EVAL_SPLITS, EvalData, EvalQuestion, LazyImages, check_eval_split, load_eval_data
 from .errors import EvalInputError
 from .generate import decide_all, generate_answers
@@ -129,6 +130,8 @@ class EvalReport:
     predictions: dict[str, list[str]] = field(repr=False)   # mode (or "blank_image") -> answer per question
     files: list[Path] = field(default_factory=list)
     ablations: dict[str, dict] = field(default_factory=dict, repr=False)   # name -> the loaded ablation JSON
+    # the model's reading head on the same rows (``reading_head.reading_head_on_rows``), or why not
+    reading_head: dict = field(default_factory=lambda: {"ran": False, "note": "not measured"})
 
     def to_dict(self) -> dict:
         """Everything but the per-question answers (those go to predictions.jsonl), JSON-ready.
@@ -140,7 +143,7 @@ class EvalReport:
         out = {"command": self.command, "date": self.date, "settings": settings, "model": self.model,
                "hardware": self.hardware, "data": self.data,
                "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
-               "tesseract": self.tesseract, "blank_image": self.blank_image,
+               "tesseract": self.tesseract, "blank_image": self.blank_image, "reading_head": self.reading_head,
                "training_summary": self.training_summary}     # the training-time target reads it
         out["targets"] = [row.to_dict() for row in target_rows(out, self.ablations)]
         out["ablations"] = {name: str(path) for name, path in
@@ -249,7 +252,7 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
               "questions": len(data.questions), "rows_per_kind": data.rows_per_kind()},
         modes=results, tesseract=tesseract_on_rows(data, settings.tesseract, progress), blank_image=blank,
         training_summary=read_training_summary(model_dir), questions=data.questions, predictions=predictions,
-        ablations=ablations)
+        ablations=ablations, reading_head=reading_head_on_rows(vlm, data, settings.tesseract))
 
 
 def evaluate(settings: EvalSettings | None = None, progress: bool = True) -> EvalReport:
