@@ -179,13 +179,13 @@ class _StopWhenSet(StoppingCriteria):
 
 @dataclass
 class Reading:
-    """A line as the reading head reads it."""
+    """An image as the reading head reads it."""
 
-    text: str
+    text: str          # the lines' readings, joined with line breaks
     branch: str
     width: int
     height: int
-    tiles: int
+    lines: int         # how many lines it was read as
     seconds: float
 
     def to_dict(self) -> dict:
@@ -320,25 +320,34 @@ class KoHyperVL:
         *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history, max_time)
         return answer
 
-    def read(self, images) -> list[Reading]:
+    def read(self, images, split_lines: bool = True) -> list[Reading]:
         """What the model's reading head reads in each image (one image or a list), at full resolution.
 
-        The head the reading stage keeps reads one line of text per image when its order is ``columns`` (the
-        recipes'): crop a page to its lines first. A checkpoint without a head, or whose encoder was trained
-        after the head was fitted, is refused with a clear error.
+        The head the recipes keep reads one line at a time (its order is ``columns``), so with ``split_lines``
+        a page is levelled and cut into its lines first (``processing.lines``: the line count is right on
+        90.6–93.0% of the corpus's held-out test pages) and the lines' readings are joined with line breaks; an
+        image with one line is read whole. A checkpoint without a head, or whose encoder was trained after
+        the head was fitted, is refused with a clear error.
         """
+        from .processing.lines import line_images
+
         spec = self.model.reading_head_spec()
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         readings = []
         for image in images:
             started = time.perf_counter()
             loaded = self.image_processor.load(image)
-            inputs = self.image_processor([loaded], branch=spec.branch)
-            log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"])[0]
-            rows, cols = inputs["image_grid"][0].tolist()
-            readings.append(Reading(spec.vocab.decode_greedy(log_probs), spec.branch, loaded.width, loaded.height,
-                                    rows * cols, time.perf_counter() - started))
+            lines = line_images(loaded) if split_lines and spec.order == "columns" else []
+            texts = [self._read_one(line, spec) for line in lines] if len(lines) > 1 else \
+                [self._read_one(loaded, spec)]
+            readings.append(Reading("\n".join(texts), spec.branch, loaded.width, loaded.height, len(texts),
+                                    time.perf_counter() - started))
         return readings
+
+    def _read_one(self, image, spec) -> str:
+        inputs = self.image_processor([image], branch=spec.branch)
+        log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"])[0]
+        return spec.vocab.decode_greedy(log_probs)
 
 
 def load(path: str | os.PathLike | Path | None = None, device: str | None = None,

@@ -464,14 +464,16 @@ def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report,
     spec = ReadingHeadSpec("large", tuple("가나다 "), 2, "columns", encoder_digest(vlm.model.vision_model))
     vlm.model.install_reading_head(reading_head_layer(vlm.model.config.vision_config.hidden_size, spec), spec)
     data = load_eval_data(None, ["ocr"], 6, 0, progress=False)
-    lines = transcriptions(data.dataset, single_line=True)
+    rows = transcriptions(data.dataset)
+    pages = sum("\n" in text.strip() for _, text in rows)
     tesseract = tesseract_available("kor")
     scored = reading_head_on_rows(vlm, data, tesseract=tesseract)
-    assert scored["ran"] and scored["rows"] == len(lines) >= 1 and scored["cer"] >= 0
-    assert scored["example"]["reference"] == " ".join(lines[0][1].split())
+    assert scored["ran"] and scored["rows"] == len(rows) >= 2 and scored["multi_line_rows"] == pages >= 1
+    assert scored["example"]["reference"] == " ".join(rows[0][1].split()) and scored["cer"] >= 0
     assert (scored["tesseract_cer"] is not None) == tesseract
     note = reading_head_note(scored)
-    assert f"on the {len(lines)} single-line transcriptions of these rows" in note and "without the LM" in note
+    assert f"on the {len(rows)} transcriptions of these rows ({pages} of several lines, cut into lines first)" in note
+    assert "without the LM" in note
     assert reading_head_note(None) is None          # reports written before the head was measured
 
 

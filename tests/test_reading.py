@@ -191,7 +191,7 @@ def test_the_encoders_learn_to_read_their_lines(tmp_path, order):
     texts = [row["messages"][1]["content"][0]["text"] for row in lines]
     cer = sum(character_error_rate(t, r.text) for t, r in zip(texts, readings)) / len(texts)
     assert cer == pytest.approx(scores["large"]["cer"], abs=1e-3)
-    assert all(r.branch == "large" and r.tiles >= 1 and r.seconds > 0 for r in readings)
+    assert all(r.branch == "large" and r.lines == 1 and r.seconds > 0 for r in readings)
 
 
 def test_a_dataset_without_transcriptions_is_refused(tmp_path, capsys):
@@ -243,7 +243,9 @@ def test_a_reading_head_is_kept_only_for_the_encoder_it_was_fitted_with(tmp_path
     assert torch.equal(vlm.model.reading_head.weight, head.weight) and vlm.model.reading_head_spec() == spec
     assert main(["read", str(tmp_path / "line.png"), "--model", str(kept), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["branch"] == "large" and set(printed["text"]) <= {"가", "ᄀ", "ᅡ"}
+    assert printed["branch"] == "large" and set(printed["text"]) <= {"가", "ᄀ", "ᅡ"} and printed["lines"] == 1
+    assert main(["read", str(tmp_path / "line.png"), "--model", str(kept)]) == 0
+    assert capsys.readouterr().out.startswith(f"# {tmp_path / 'line.png'} (1 line)\n")
     assert main(["model", "info", str(kept)]) == 0 and "reading head: large branch, 3 classes" in capsys.readouterr().out
     # the digest is of the weights as float16, so the bundle's float16 export keeps a head that fits
     assert main(["model", "export", str(kept), "--out", str(tmp_path / "f16")]) == 0

@@ -34,13 +34,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_settings_arguments(ask, AskSettings)
     ask.set_defaults(func=_ask)
 
-    read = commands.add_parser("read", help="read a line of text in an image with the model's reading head",
-                               description="Transcribe a single line of (handwritten) Korean per image with the CTC "
-                                           "reading head a reading stage (`ko-hypervl train read`) left in the "
-                                           "checkpoint: no question, no LM; one line per image.")
-    read.add_argument("images", nargs="+", help="image files, one line of text each")
+    read = commands.add_parser("read", help="transcribe the text in images with the model's reading head",
+                               description="Transcribe (handwritten) Korean text with the CTC reading head a reading "
+                                           "stage (`ko-hypervl train read`) left in the checkpoint: no question, no "
+                                           "LM. A head that reads one line at a time (the recipes') gets each page "
+                                           "levelled and cut into its lines first; the lines come out one per line.")
+    read.add_argument("images", nargs="+", help="image files")
     read.add_argument("--model", default=None, help="checkpoint directory (default: the bundled model)")
     read.add_argument("--json", action="store_true", help="print one JSON object per image")
+    read.add_argument("--no-split-lines", dest="split_lines", action="store_false",
+                      help="read each image as one line, without cutting it into lines")
     read.set_defaults(func=_read)
 
     sub = add_command_group(commands, "model", "create, inspect and benchmark checkpoints",
@@ -120,11 +123,11 @@ def _read(args: argparse.Namespace) -> int:
     from ..inference import load
 
     vlm = load(args.model)
-    for path, reading in zip(args.images, vlm.read(args.images)):
+    for path, reading in zip(args.images, vlm.read(args.images, split_lines=args.split_lines)):
         if args.json:
             print(json.dumps({"image": path, **reading.to_dict()}, ensure_ascii=False))
         else:
-            print(f"{path}\t{reading.text}")
+            print(f"# {path} ({reading.lines} line{'s' * (reading.lines != 1)})\n{reading.text}")
     return 0
 
 
