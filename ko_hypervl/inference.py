@@ -325,7 +325,7 @@ class KoHyperVL:
 
         The head the recipes keep reads one line at a time (its order is ``columns``), so with ``split_lines``
         a page is levelled and cut into its lines first (``processing.lines``: the line count is right on
-        90.6–93.0% of the corpus's held-out test pages) and the lines' readings are joined with line breaks; an
+        90.6–93.0% of the corpus's held-out OCR test rows) and the lines' readings are joined with line breaks; an
         image with one line is read whole. A checkpoint without a head, or whose encoder was trained after
         the head was fitted, is refused with a clear error.
         """

@@ -453,7 +453,7 @@ def test_card_puts_tesseract_beside_the_modes(report):
 
 def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report, checkpoint):
     from ko_hypervl import load
-    from ko_hypervl.evaluation.reading_head import reading_head_note, reading_head_on_rows
+    from ko_hypervl.evaluation.reading_head import pooled_cer, reading_head_note, reading_head_on_rows
     from ko_hypervl.model.reading import ReadingHeadSpec, encoder_digest, reading_head_layer
     from ko_hypervl.training.reading import transcriptions
 
@@ -468,12 +468,15 @@ def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report,
     pages = sum("\n" in text.strip() for _, text in rows)
     tesseract = tesseract_available("kor")
     scored = reading_head_on_rows(vlm, data, tesseract=tesseract)
-    assert scored["ran"] and scored["rows"] == len(rows) >= 2 and scored["multi_line_rows"] == pages >= 1
-    assert scored["example"]["reference"] == " ".join(rows[0][1].split()) and scored["cer"] >= 0
-    assert (scored["tesseract_cer"] is not None) == tesseract
+    assert scored["ran"] and scored["all"]["rows"] == len(rows) >= 2 and scored["pages"]["rows"] == pages >= 1
+    assert scored["single_lines"]["rows"] == len(rows) - pages and scored["all"]["head_cer"] >= 0
+    assert scored["example"]["reference"] == " ".join(rows[0][1].split())
+    assert ("tesseract_cer" in scored["all"]) == tesseract
     note = reading_head_note(scored)
-    assert f"on the {len(rows)} transcriptions of these rows ({pages} of several lines, cut into lines first)" in note
-    assert "without the LM" in note
+    assert f"over the {len(rows)} transcriptions of these rows" in note and "without the LM" in note
+    assert f"pages of several lines, cut into lines first, " in note
+    # pooled as the card's CER: edits over reference characters, the longer transcriptions weigh more
+    assert pooled_cer(["가나", "가나다라"], [1.0, 0.25]) == pytest.approx(0.5)
     assert reading_head_note(None) is None          # reports written before the head was measured
 
 

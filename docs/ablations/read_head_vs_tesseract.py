@@ -32,6 +32,8 @@ def main() -> None:
                              "corpus, whose OCR images the model card scores")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--pages", action="store_true",
+                        help="with a kept head: read pages of several lines (cut into lines, and whole) instead")
     args = parser.parse_args()
 
     checkpoint = args.run if (args.run / "config.json").is_file() else args.run / "final"
@@ -65,19 +67,33 @@ def main() -> None:
 
 
 def compare_kept_head(checkpoint: Path, args) -> None:
-    """A checkpoint that kept its reading head (every reading stage since the head is kept) reads with it."""
+    """A checkpoint that kept its reading head (every reading stage since the head is kept) reads with it; with
+    ``--pages`` it reads the first ``--rows`` pages of several lines instead, cut into lines and whole."""
     from ko_hypervl import load
 
     vlm = load(checkpoint)
-    single = vlm.model.reading_head_spec().order == "columns"
     lines = load_split(args.lines or args.data, args.split)
-    rows = transcriptions(lines, single)[:args.rows]
-    readings = vlm.read([lines[i]["image"] for i, _ in rows])
-    head = [character_error_rate(" ".join(text.split()), r.text) for (_, text), r in zip(rows, readings)]
-    tesseract = [character_error_rate(" ".join(text.split()), ocr_image(lines[i]["image"])) for i, text in rows]
-    print(f"| reader | {args.split} lines | CER |\n|---|---:|---:|")
-    print(f"| {checkpoint} kept head ({readings[0].branch}) | {len(head)} | {sum(head) / len(head):.3f} |")
-    print(f"| Tesseract (kor, psm 6) | {len(tesseract)} | {sum(tesseract) / len(tesseract):.3f} |")
+    if args.pages:
+        rows = [(i, text) for i, text in transcriptions(lines) if len(text.strip().splitlines()) > 1][:args.rows]
+    else:
+        rows = transcriptions(lines, vlm.model.reading_head_spec().order == "columns")[:args.rows]
+    images = [lines[i]["image"] for i, _ in rows]
+
+    def mean_cer(texts) -> float:
+        rates = [character_error_rate(" ".join(ref.split()), " ".join(t.split())) for (_, ref), t in zip(rows, texts)]
+        return sum(rates) / len(rates)
+
+    kind = "pages of several lines" if args.pages else "lines"
+    print(f"| reader | {args.split} {kind} | CER (mean of rows) |\n|---|---:|---:|")
+    readings = vlm.read(images)
+    cut = f", cut into {sum(r.lines for r in readings)} lines" if args.pages else ""
+    print(f"| {checkpoint} kept head ({readings[0].branch}{cut}) | {len(rows)} | "
+          f"{mean_cer([r.text for r in readings]):.3f} |", flush=True)
+    if args.pages:
+        whole = vlm.read(images, split_lines=False)
+        print(f"| the same head, each page read as one line | {len(rows)} | "
+              f"{mean_cer([r.text for r in whole]):.3f} |", flush=True)
+    print(f"| Tesseract (kor, psm 6) | {len(rows)} | {mean_cer([ocr_image(image) for image in images]):.3f} |")
 
 
 if __name__ == "__main__":

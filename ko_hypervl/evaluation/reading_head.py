@@ -1,21 +1,29 @@
 """The model's reading head (``ko-hypervl read``) on the evaluated rows: its character error rate on their
 transcriptions (pages cut into lines first), beside Tesseract's on the very same images.
 
-The head reads without the LM, so its CER is not the ``transcribe`` answers' CER that the OCR target scores;
-it is what a pipeline that hands the head's reading to the LM could start from. A checkpoint without a head,
-or whose encoder was trained after the head was fitted, gets a note instead (never an error).
+CERs are pooled as the card's are (edits over reference characters). The head reads without the LM, so its
+CER is not the ``transcribe`` answers' CER that the OCR target scores; it is what a pipeline that hands the
+head's reading to the LM could start from. A checkpoint without a head, or whose encoder was trained after
+the head was fitted, gets a note instead (never an error).
 """
 
 from __future__ import annotations
 
-from ..imagecorpus.tesseract import character_error_rate, ocr_image, tesseract_available
+from ..imagecorpus.tesseract import character_error_rate, normalize_for_cer, ocr_image, tesseract_available
 from ..training.reading import transcriptions
 from .data import EvalData
 
 
+def pooled_cer(references: list[str], rates: list[float]) -> float:
+    """Edits over reference characters, all rows together (the card's CER), from each row's rate."""
+    lengths = [len(normalize_for_cer(reference)) for reference in references]    # what each rate is per
+    return round(sum(rate * n for n, rate in zip(lengths, rates)) / max(1, sum(lengths)), 4)
+
+
 def reading_head_on_rows(vlm, data: EvalData, tesseract: bool, lang: str = "kor") -> dict:
     """The head's CER on every transcription of ``data`` (a page cut into its lines first, as ``read`` does),
-    and Tesseract's on the same images; line breaks count as spaces in both."""
+    and Tesseract's on the same images, over all of them, the single lines and the pages of several lines;
+    line breaks count as spaces in both."""
     try:
         spec = vlm.model.reading_head_spec()
     except ValueError as exc:
@@ -25,17 +33,26 @@ def reading_head_on_rows(vlm, data: EvalData, tesseract: bool, lang: str = "kor"
         return {"ran": False, "note": "no transcriptions among the evaluated rows"}
     images = [data.dataset[index]["image"] for index, _ in rows]
     references = [" ".join(text.split()) for _, text in rows]
+    pages = [len(text.strip().splitlines()) > 1 for _, text in rows]
     readings = vlm.read(images)
-    errors = [character_error_rate(ref, " ".join(r.text.split())) for ref, r in zip(references, readings)]
-    pages = sum(len(text.strip().splitlines()) > 1 for _, text in rows)
-    report = {"ran": True, "note": None, "branch": spec.branch, "order": spec.order, "rows": len(rows),
-              "multi_line_rows": pages, "cer": round(sum(errors) / len(errors), 4), "fitted_cer": spec.cer,
-              "example": {"reference": references[0], "reading": readings[0].text}, "tesseract_cer": None}
+    rates = {"head": [character_error_rate(ref, " ".join(r.text.split())) for ref, r in zip(references, readings)]}
     if tesseract and tesseract_available(lang):
-        theirs = [character_error_rate(ref, " ".join(ocr_image(image, lang=lang).split()))
-                  for ref, image in zip(references, images)]
-        report["tesseract_cer"] = round(sum(theirs) / len(theirs), 4)
-    return report
+        rates["tesseract"] = [character_error_rate(ref, " ".join(ocr_image(image, lang=lang).split()))
+                              for ref, image in zip(references, images)]
+
+    def group(chosen: list[bool]) -> dict:
+        """Rows, and each reader's pooled CER, of the transcriptions ``chosen`` marks."""
+        picked = [i for i, keep in enumerate(chosen) if keep]
+        scores = {"rows": len(picked)}
+        for reader, values in rates.items():
+            scores[f"{reader}_cer"] = (pooled_cer([references[i] for i in picked], [values[i] for i in picked])
+                                       if picked else None)
+        return scores
+
+    return {"ran": True, "note": None, "branch": spec.branch, "order": spec.order, "fitted_cer": spec.cer,
+            "example": {"reference": references[0], "reading": readings[0].text},
+            "all": group([True] * len(rows)), "single_lines": group([not page for page in pages]),
+            "pages": group(pages)}
 
 
 def reading_head_note(head: dict | None) -> str | None:
@@ -44,10 +61,19 @@ def reading_head_note(head: dict | None) -> str | None:
         return None
     if not head["ran"]:
         return f"Reading head: not measured ({head['note']})."
-    pages = head.get("multi_line_rows", 0)
-    cut = f" ({pages} of several lines, cut into lines first)" if pages and head["order"] == "columns" else ""
-    tesseract = (f"; Tesseract reads the same images at {head['tesseract_cer']:.3f}"
-                 if head.get("tesseract_cer") is not None else "")
+
+    def part(name: str, label: str) -> str:
+        group = head[name]
+        if not group["rows"]:
+            return ""
+        tesseract = f" (Tesseract {group['tesseract_cer']:.3f})" if group.get("tesseract_cer") is not None else ""
+        return f"{label} {group['head_cer']:.3f} on {group['rows']}{tesseract}"
+
+    pages = "pages of several lines" + (", cut into lines first," if head["order"] == "columns" else "")
+    parts = [text for text in (part("single_lines", "single lines"), part("pages", pages)) if text]
     return (f"Reading head (`ko-hypervl read`, {head['branch']} branch, read by {head['order']}): CER "
-            f"{head['cer']:.3f} on the {head['rows']} transcriptions of these rows{cut}{tesseract}. It reads "
-            "without the LM, so it is not the transcription answers' CER the OCR target scores.")
+            f"{head['all']['head_cer']:.3f} over the {head['all']['rows']} transcriptions of these rows"
+            + (f", Tesseract {head['all']['tesseract_cer']:.3f} on the same images"
+               if head["all"].get("tesseract_cer") is not None else "")
+            + f" ({'; '.join(parts)}). It reads without the LM, so it is not the transcription answers' CER the "
+            "OCR target scores.")
