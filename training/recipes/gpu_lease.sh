@@ -72,7 +72,7 @@ rm -rf "$RUN/export" && "$PY" -m ko_hypervl model export "$RUN/model" --out "$RU
 tar -czf "$RUN/model.tar.gz" -C "$RUN/export" ko-hypervl-tiny
 split -b 15M -d -a 1 "$RUN/model.tar.gz" "$OUT/model.tar.gz.part-"
 "$PY" -m ko_hypervl model bpc "$RUN/lm/final" ko_hypervl/assets/model/ko-hypervl-tiny --device "$DEVICE" \
-  --no-progress --json-out "$OUT/lm_bpc.json"
+  --no-progress --json-out "$OUT/lm_bpc.json" || echo "the LM comparison failed (exit $?); the evaluation still runs"
 
 reports() {
   tar -czf "$OUT/reports.tar.gz" -C "$RUN" --ignore-failed-read model/training_summary.json \
