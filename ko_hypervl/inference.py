@@ -332,22 +332,21 @@ class KoHyperVL:
         from .processing.lines import line_images
 
         spec = self.model.reading_head_spec()
+        vocab = spec.vocab
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         readings = []
         for image in images:
             started = time.perf_counter()
             loaded = self.image_processor.load(image)
             lines = line_images(loaded) if split_lines and spec.order == "columns" else []
-            texts = [self._read_one(line, spec) for line in lines] if len(lines) > 1 else \
-                [self._read_one(loaded, spec)]
+            if len(lines) < 2:
+                lines = [loaded]        # one line (or none found): read the image as it is
+            inputs = self.image_processor(lines, branch=spec.branch)
+            log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"], spec)
+            texts = [vocab.decode_greedy(line) for line in log_probs]
             readings.append(Reading("\n".join(texts), spec.branch, loaded.width, loaded.height, len(texts),
                                     time.perf_counter() - started))
         return readings
-
-    def _read_one(self, image, spec) -> str:
-        inputs = self.image_processor([image], branch=spec.branch)
-        log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"])[0]
-        return spec.vocab.decode_greedy(log_probs)
 
 
 def load(path: str | os.PathLike | Path | None = None, device: str | None = None,

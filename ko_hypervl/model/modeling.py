@@ -146,9 +146,12 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         return spec
 
     @torch.no_grad()
-    def read_log_probs(self, pixel_values: torch.Tensor, image_grid: torch.Tensor) -> list[torch.Tensor]:
-        """The reading head's log-probabilities (positions, classes) per image (processed for its branch)."""
-        spec = self.reading_head_spec()
+    def read_log_probs(self, pixel_values: torch.Tensor, image_grid: torch.Tensor,
+                       spec: ReadingHeadSpec) -> list[torch.Tensor]:
+        """The reading head's log-probabilities (positions, classes) per image (processed for its branch).
+
+        ``spec`` is ``reading_head_spec()``'s, taken once by the caller: its check hashes the whole encoder.
+        """
         encoder, _ = self.vision_branch(spec.branch)
         return read_log_probs(encoder, self.reading_head, pixel_values.to(self.device), image_grid, spec.order,
                               spec.num_classes)

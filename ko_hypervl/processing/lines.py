@@ -38,6 +38,11 @@ class LineBand:
         return self.bottom - self.top
 
 
+def page_blur(image: Image.Image) -> Image.Image:
+    """The page behind the ink: ``image`` box-blurred over an eighth of its shorter side (8 px at least)."""
+    return image.filter(ImageFilter.BoxBlur(max(8, min(image.size) // 8)))
+
+
 def long_runs(mask: np.ndarray, length: int) -> np.ndarray:
     """The pixels of ``mask`` in horizontal runs of at least ``length`` (rules, grid lines, a table's edge)."""
     padded = np.pad(mask, ((0, 0), (1, 1))).astype(np.int8)
@@ -57,8 +62,7 @@ def ink_mask(image: Image.Image, rules: bool = False) -> np.ndarray:
     horizontal and vertical runs that rules, grids and borders leave (no stroke of a handwritten letter is that
     long)."""
     grey = image.convert("L")
-    radius = max(8, min(grey.size) // 8)
-    page = np.asarray(grey.filter(ImageFilter.BoxBlur(radius)), dtype=np.int16)
+    page = np.asarray(page_blur(grey), dtype=np.int16)
     ink = np.asarray(grey, dtype=np.int16) < page - INK_CONTRAST
     mask = Image.fromarray((ink * 255).astype(np.uint8))
     areas = np.asarray(mask.filter(ImageFilter.MinFilter(AREA_SIDE)).filter(ImageFilter.MaxFilter(AREA_SIDE))) > 0
@@ -140,7 +144,7 @@ def line_images(image: Image.Image) -> list[Image.Image]:
     the page levelled first, the line in the middle of a band about three times its height, the neighbouring
     lines' ink in that band painted over with the page."""
     levelled = level(image, skew_angle(image))
-    page = levelled.filter(ImageFilter.BoxBlur(max(8, min(levelled.size) // 8)))
+    page = page_blur(levelled)
     out = []
     for band in line_bands(levelled):
         pad = max(4, band.height)
