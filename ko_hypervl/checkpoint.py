@@ -102,7 +102,7 @@ def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, dtype: 
     model, processor = load_checkpoint(source)
     with staged_directory(out) as partial:
         shutil.copytree(source, partial, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
+                        ignore=shutil.ignore_patterns("model*.safetensors", "model.safetensors.index.json"))
         save_checkpoint(model.to(dtype), processor, partial)
     return out
 

@@ -187,6 +187,7 @@ class Reading:
     height: int
     lines: int         # how many lines it was read as
     seconds: float
+    decoder: str = "best path"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "seconds": round(self.seconds, 4)}
@@ -195,17 +196,19 @@ class Reading:
 class KoHyperVL:
     """A loaded model + processor, ready to answer questions about images."""
 
-    def __init__(self, model, processor):
+    def __init__(self, model, processor, reading_lm=None):
         self.model = model.eval()
         self.processor = processor
+        self.reading_lm = reading_lm      # the reading head's letter LM (processing.reading_lm), where fitted
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | None = None,
              dtype: torch.dtype | None = None) -> "KoHyperVL":
-        from .checkpoint import load_checkpoint
+        from .checkpoint import check_checkpoint_dir, load_checkpoint
+        from .processing.reading_lm import load_reading_lm
 
         model, processor = load_checkpoint(path, device=device, dtype=dtype)
-        return cls(model, processor)
+        return cls(model, processor, load_reading_lm(check_checkpoint_dir(path)))
 
     @property
     def image_processor(self):
@@ -320,32 +323,45 @@ class KoHyperVL:
         *_, answer = self.stream(images, question, mode, scale, max_new_tokens, history, max_time)
         return answer
 
-    def read(self, images, split_lines: bool = True) -> list[Reading]:
-        """What the model's reading head reads in each image (one image or a list), at full resolution.
+    def line_log_probs(self, image, spec=None, split_lines: bool = True):
+        """``(loaded image, the head's log-probabilities per line)`` for one image, at full resolution.
 
         The head the recipes keep reads one line at a time (its order is ``columns``), so with ``split_lines``
         a page is levelled and cut into its lines first (``processing.lines``: the line count is right on
-        90.6–93.0% of the corpus's held-out OCR test rows) and the lines' readings are joined with line breaks; an
-        image with one line is read whole. A checkpoint without a head, or whose encoder was trained after
-        the head was fitted, is refused with a clear error.
+        90.6–93.0% of the corpus's held-out OCR test rows); an image with one line is read whole. ``spec`` is
+        ``model.reading_head_spec()``, taken once by a caller that reads many images (its check hashes the
+        encoder).
         """
         from .processing.lines import line_images
 
+        spec = spec or self.model.reading_head_spec()
+        loaded = self.image_processor.load(image)
+        lines = line_images(loaded) if split_lines and spec.order == "columns" else []
+        if len(lines) < 2:
+            lines = [loaded]        # one line (or none found): read the image as it is
+        inputs = self.image_processor(lines, branch=spec.branch)
+        return loaded, self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"], spec)
+
+    def read(self, images, split_lines: bool = True, greedy: bool = False) -> list[Reading]:
+        """What the model's reading head reads in each image (one image or a list), line by line
+        (``line_log_probs``), the lines' readings joined with line breaks.
+
+        Where the checkpoint has a reading LM (``ko-hypervl model reading-lm``), each line is decoded by beam
+        search with it, unless ``greedy``; else by best path. A checkpoint without a head, or whose encoder was
+        trained after the head was fitted, is refused with a clear error.
+        """
+        from .processing.ctc_decode import decode_reading
+
         spec = self.model.reading_head_spec()
-        vocab = spec.vocab
+        lm = None if greedy else self.reading_lm
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         readings = []
         for image in images:
             started = time.perf_counter()
-            loaded = self.image_processor.load(image)
-            lines = line_images(loaded) if split_lines and spec.order == "columns" else []
-            if len(lines) < 2:
-                lines = [loaded]        # one line (or none found): read the image as it is
-            inputs = self.image_processor(lines, branch=spec.branch)
-            log_probs = self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"], spec)
-            texts = [vocab.decode_greedy(line) for line in log_probs]
+            loaded, log_probs = self.line_log_probs(image, spec, split_lines)
+            texts = [decode_reading(line, spec.units, lm, greedy=lm is None) for line in log_probs]
             readings.append(Reading("\n".join(texts), spec.branch, loaded.width, loaded.height, len(texts),
-                                    time.perf_counter() - started))
+                                    time.perf_counter() - started, "beam search + reading LM" if lm else "best path"))
         return readings
 
 

@@ -454,14 +454,15 @@ def test_card_puts_tesseract_beside_the_modes(report):
 def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report, checkpoint):
     from ko_hypervl import load
     from ko_hypervl.evaluation.reading_head import pooled_cer, reading_head_note, reading_head_on_rows
-    from ko_hypervl.model.reading import ReadingHeadSpec, encoder_digest, reading_head_layer
-    from ko_hypervl.training.reading import transcriptions
+    from ko_hypervl.model.reading import ReadingHeadSpec, encoder_digest, reading_head_layer, reading_units
+    from ko_hypervl.imagecorpus.records import transcriptions
 
     result = report.to_dict()           # a checkpoint without a head: a note in the report and on the card
     assert result["reading_head"]["ran"] is False and "no reading head" in result["reading_head"]["note"]
     assert "Reading head: not measured (this checkpoint has no reading head" in results_markdown(result)
     vlm = load(checkpoint)
-    spec = ReadingHeadSpec("large", tuple("가나다 "), 2, "columns", encoder_digest(vlm.model.vision_model))
+    units = tuple(dict.fromkeys(reading_units("가나다 ")))     # jamo, as a reading stage's vocabulary holds them
+    spec = ReadingHeadSpec("large", units, 2, "columns", encoder_digest(vlm.model.vision_model))
     vlm.model.install_reading_head(reading_head_layer(vlm.model.config.vision_config.hidden_size, spec), spec)
     data = load_eval_data(None, ["ocr"], 6, 0, progress=False)
     rows = transcriptions(data.dataset)
@@ -473,8 +474,18 @@ def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report,
     assert scored["example"]["reference"] == " ".join(rows[0][1].split())
     assert ("tesseract_cer" in scored["all"]) == tesseract
     note = reading_head_note(scored)
-    assert f"over the {len(rows)} transcriptions of these rows" in note and "without the LM" in note
-    assert f"pages of several lines, cut into lines first, " in note
+    assert f"over the {len(rows)} transcriptions of these rows" in note and "takes no part" in note
+    assert f"pages of several lines, cut into lines first, " in note and "decoded by best path" in note
+    assert "best_path_cer" not in scored["all"]
+    # with a reading LM the lines are decoded by beam search, and the best path's CER is given beside
+    from ko_hypervl.processing.reading_lm import fit_reading_lm
+
+    vlm.reading_lm = fit_reading_lm(["가나 다나", "나다가"], spec.units, order=3, min_count=1)
+    with_lm = reading_head_on_rows(vlm, data, tesseract=False)
+    assert with_lm["decoder"] == "beam search + reading LM"
+    assert with_lm["all"]["best_path_cer"] == pytest.approx(scored["all"]["head_cer"])
+    assert "decoded by beam search + reading LM" in reading_head_note(with_lm)
+    assert "best path without the reading LM" in reading_head_note(with_lm)
     # pooled as the card's CER: edits over reference characters, the longer transcriptions weigh more
     assert pooled_cer(["가나", "가나다라"], [1.0, 0.25]) == pytest.approx(0.5)
     assert reading_head_note(None) is None          # reports written before the head was measured

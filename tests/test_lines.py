@@ -1,5 +1,5 @@
 """Cutting a page into its text lines for the reading head: levelling, rules and the desk ignored, and the line
-count right on most rendered pages of held-out styles."""
+count right on most rendered pages of held-out styles, at any resolution."""
 
 from __future__ import annotations
 
@@ -65,3 +65,19 @@ def test_the_line_count_is_right_on_most_rendered_pages_of_held_out_styles():
         right += len(line_bands(level(page, skew_angle(page)))) == expected
         total += 1
     assert right / total >= 0.8, f"{right}/{total} pages cut into the right number of lines"
+
+
+def test_a_photo_sized_page_is_measured_on_a_shrunk_copy_and_cut_at_full_size():
+    from ko_hypervl.processing.lines import ANALYSIS_SIDE, find_lines
+
+    page = _page(angle=2.0, ruled=True)
+    big = page.resize((page.width * 5, page.height * 5), Image.BICUBIC)      # a 12 MP photo's scale
+    assert max(big.size) > ANALYSIS_SIDE >= max(page.size)
+    angle, bands = find_lines(big)
+    small_angle, small_bands = find_lines(page)
+    assert angle == pytest.approx(small_angle, abs=0.5) and len(bands) == len(small_bands) == len(TEXTS)
+    for band, small in zip(bands, small_bands):      # the same lines, in the big image's pixels
+        assert abs((band.top + band.bottom) - 5 * (small.top + small.bottom)) / 2 <= 0.25 * 5 * small.height
+        assert 0.7 <= band.height / (5 * small.height) <= 1.5
+    lines = line_images(big)
+    assert len(lines) == len(TEXTS) and all(line.width == big.width for line in lines)

@@ -12,10 +12,11 @@ from PIL import Image
 
 from ko_hypervl.checkpoint import save_checkpoint
 from ko_hypervl.cli import main
+from ko_hypervl.imagecorpus.records import transcriptions
 from ko_hypervl.model.build import ModelBuildSettings, build_model
 from ko_hypervl.training.pipeline import RECIPES
 from ko_hypervl.training.reading import (
-    ReadingModel, ReadingVocab, ReadSettings, blank_logit, compose, patch_sequence, reading_units, transcriptions,
+    ReadingModel, ReadingVocab, ReadSettings, blank_logit, compose, patch_sequence, reading_units,
 )
 
 HARD = ["값이 3,400원\n늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하 ㅋㅋ", "Ｈello 12.5%!"]

@@ -524,6 +524,8 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     labelled = {row["id"].split("-")[0] for row in table["train"]}
     assert len(table["train"]) == 12 and labelled == set(load_split(smoke_run / "data", "train")["kind"])
     assert (smoke_run / "vrc" / "vrc_curve.png").is_file() and "| dcl |" in (smoke_run / "throughput.md").read_text()
+    # the smoke recipe trains the encoders after reading, so its head reads nothing: no reading LM for it
+    assert not (model_dir / "reading_lm.safetensors").exists() and not (smoke_run / "reading_lm").exists()
     # the VRC the pipeline fitted is the model's: its weights differ from the untrained one's
     trained = load_file(str(model_dir / "model.safetensors"))
     untrained = load_file(str(smoke_run / "init" / "model.safetensors"))

@@ -25,7 +25,8 @@ from torch import nn
 
 from ko_hypervl.imagecorpus.tesseract import character_error_rate
 from ko_hypervl.processing import KoHyperVLProcessor
-from ko_hypervl.training.reading import ReadingVocab, blank_logit, transcriptions
+from ko_hypervl.imagecorpus.records import transcriptions
+from ko_hypervl.training.reading import ReadingVocab, blank_logit
 from ko_hypervl.training.settings import TrainSettings, learning_rate_at
 
 

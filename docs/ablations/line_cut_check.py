@@ -12,9 +12,10 @@ import collections
 import time
 from pathlib import Path
 
-from ko_hypervl.imagecorpus.records import load_split
-from ko_hypervl.processing.lines import level, line_bands, skew_angle
-from ko_hypervl.training.reading import transcriptions
+from PIL import Image
+
+from ko_hypervl.imagecorpus.records import load_split, transcriptions
+from ko_hypervl.processing.lines import find_lines
 
 
 def main() -> None:
@@ -22,14 +23,19 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="a `ko-hypervl corpora build` folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--upscale", type=float, default=1.0,
+                        help="enlarge each image this many times first (a phone photo of a page is 4-5x a corpus page)")
     args = parser.parse_args()
     dataset = load_split(args.data, args.split, ["ocr"])
     rows = transcriptions(dataset)[:args.rows]
     wrong_by_style, right, started = collections.Counter(), 0, time.perf_counter()
     for index, text in rows:
         image = dataset[index]["image"]
+        if args.upscale != 1:
+            image = image.resize((round(image.width * args.upscale), round(image.height * args.upscale)),
+                                 Image.BICUBIC)
         expected = len([line for line in text.strip().splitlines() if line.strip()])
-        if len(line_bands(level(image, skew_angle(image)))) == expected:
+        if len(find_lines(image)[1]) == expected:
             right += 1
         else:
             wrong_by_style[dataset[index]["style"]] += 1

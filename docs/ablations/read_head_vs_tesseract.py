@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 from ko_hypervl.checkpoint import load_checkpoint
 from ko_hypervl.imagecorpus.records import load_split
 from ko_hypervl.imagecorpus.tesseract import character_error_rate, ocr_image
-from ko_hypervl.training.reading import ReadingModel, ReadingVocab, reading_cer, transcriptions
+from ko_hypervl.imagecorpus.records import transcriptions
+from ko_hypervl.training.reading import ReadingModel, ReadingVocab, reading_cer
 
 
 def main() -> None:
@@ -87,11 +88,14 @@ def compare_kept_head(checkpoint: Path, args) -> None:
     print(f"| reader | {args.split} {kind} | CER (mean of rows) |\n|---|---:|---:|")
     readings = vlm.read(images)
     cut = f", cut into {sum(r.lines for r in readings)} lines" if args.pages else ""
-    print(f"| {checkpoint} kept head ({readings[0].branch}{cut}) | {len(rows)} | "
+    print(f"| {checkpoint} kept head ({readings[0].branch}{cut}; {readings[0].decoder}) | {len(rows)} | "
           f"{mean_cer([r.text for r in readings]):.3f} |", flush=True)
+    if vlm.reading_lm is not None:
+        print(f"| the same head, best path (no reading LM) | {len(rows)} | "
+              f"{mean_cer([r.text for r in vlm.read(images, greedy=True)]):.3f} |", flush=True)
     if args.pages:
-        whole = vlm.read(images, split_lines=False)
-        print(f"| the same head, each page read as one line | {len(rows)} | "
+        whole = vlm.read(images, split_lines=False, greedy=True)
+        print(f"| the same head, each page read as one line (best path) | {len(rows)} | "
               f"{mean_cer([r.text for r in whole]):.3f} |", flush=True)
     print(f"| Tesseract (kor, psm 6) | {len(rows)} | {mean_cer([ocr_image(image) for image in images]):.3f} |")
 

@@ -36,14 +36,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     read = commands.add_parser("read", help="transcribe the text in images with the model's reading head",
                                description="Transcribe (handwritten) Korean text with the CTC reading head a reading "
-                                           "stage (`ko-hypervl train read`) left in the checkpoint: no question, no "
-                                           "LM. A head that reads one line at a time (the recipes') gets each page "
-                                           "levelled and cut into its lines first; the lines come out one per line.")
+                                           "stage (`ko-hypervl train read`) left in the checkpoint: no question, and "
+                                           "the VLM's language model takes no part. A head that reads one line at a "
+                                           "time (the recipes') gets each page levelled and cut into its lines first; "
+                                           "the lines come out one per line. Where the checkpoint has a reading LM "
+                                           "(`ko-hypervl model reading-lm`), each line is decoded by beam search with "
+                                           "it.")
     read.add_argument("images", nargs="+", help="image files")
     read.add_argument("--model", default=None, help="checkpoint directory (default: the bundled model)")
     read.add_argument("--json", action="store_true", help="print one JSON object per image")
     read.add_argument("--no-split-lines", dest="split_lines", action="store_false",
                       help="read each image as one line, without cutting it into lines")
+    read.add_argument("--greedy", action="store_true",
+                      help="decode by best path even where the checkpoint has a reading LM (`model reading-lm`)")
     read.set_defaults(func=_read)
 
     sub = add_command_group(commands, "model", "create, inspect and benchmark checkpoints",
@@ -80,6 +85,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                          "Score each checkpoint's LM on the same held-out Korean text (documents + EOS, as the LM "
                          "stage trains) and compare bits per character, which is fair across tokenizers; the first "
                          "checkpoint is the reference.", LMEvalSettings, _bpc, positional=("models",))
+
+    from ..training.reading_lm import ReadingLMSettings
+
+    add_settings_command(sub, "reading-lm", "fit the reading head's letter LM; choose its decoding on validation rows",
+                         "Fit a Kneser-Ney n-gram over the reading head's units (jamo, digits, punctuation) on the "
+                         "text corpus's training lines, choose the beam search's LM weight and length bonus on "
+                         "validation OCR rows (never the test rows), and write reading_lm.safetensors into the "
+                         "checkpoint: `ko-hypervl read` and `ko-hypervl eval` then decode with it.",
+                         ReadingLMSettings, _reading_lm, positional=("model",))
 
     from ..evaluation.image_use import ImageUseSettings
 
@@ -123,11 +137,18 @@ def _read(args: argparse.Namespace) -> int:
     from ..inference import load
 
     vlm = load(args.model)
-    for path, reading in zip(args.images, vlm.read(args.images, split_lines=args.split_lines)):
+    for path, reading in zip(args.images, vlm.read(args.images, split_lines=args.split_lines, greedy=args.greedy)):
         if args.json:
             print(json.dumps({"image": path, **reading.to_dict()}, ensure_ascii=False))
         else:
             print(f"# {path} ({reading.lines} line{'s' * (reading.lines != 1)})\n{reading.text}")
+    return 0
+
+
+def _reading_lm(args: argparse.Namespace) -> int:
+    from ..training.reading_lm import ReadingLMSettings, fit_and_tune, print_record
+
+    print_record(fit_and_tune(settings_from_args(ReadingLMSettings, args)))
     return 0
 
 
@@ -165,6 +186,13 @@ def _info(args: argparse.Namespace) -> int:
         cer = f", CER {head['cer']} on its held-out lines" if head.get("cer") is not None else ""
         print(f"reading head: {head['branch']} branch, {len(head['units']) + 1} classes, {head['order']} order"
               f"{cer} (`ko-hypervl read`)")
+    from ..checkpoint import check_checkpoint_dir
+    from ..processing.reading_lm import load_reading_lm
+
+    if lm := load_reading_lm(check_checkpoint_dir(args.model)):
+        chosen = f", validation CER {lm.info['greedy_cer']} → {lm.info['cer']}" if "cer" in lm.info else ""
+        print(f"reading LM: order {lm.order}, {lm.size:,} n-grams, alpha {lm.decode.alpha:g}, beta "
+              f"{lm.decode.beta:g}, beam {lm.decode.beam}{chosen}")
     return 0
 
 

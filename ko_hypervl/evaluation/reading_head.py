@@ -1,16 +1,17 @@
 """The model's reading head (``ko-hypervl read``) on the evaluated rows: its character error rate on their
 transcriptions (pages cut into lines first), beside Tesseract's on the very same images.
 
-CERs are pooled as the card's are (edits over reference characters). The head reads without the LM, so its
-CER is not the ``transcribe`` answers' CER that the OCR target scores; it is what a pipeline that hands the
-head's reading to the LM could start from. A checkpoint without a head, or whose encoder was trained after
+CERs are pooled as the card's are (edits over reference characters). Where the checkpoint has a reading LM
+(``ko-hypervl model reading-lm``) the head's lines are decoded with it, and the best path's CER is given beside.
+The VLM's language model takes no part, so the head's CER is not the ``transcribe`` answers' CER that the
+OCR target scores; it is what a pipeline that hands the head's reading to the LM could start from. A checkpoint without a head, or whose encoder was trained after
 the head was fitted, gets a note instead (never an error).
 """
 
 from __future__ import annotations
 
+from ..imagecorpus.records import transcriptions
 from ..imagecorpus.tesseract import character_error_rate, normalize_for_cer, ocr_image, tesseract_available
-from ..training.reading import transcriptions
 from .data import EvalData
 
 
@@ -36,6 +37,9 @@ def reading_head_on_rows(vlm, data: EvalData, tesseract: bool, lang: str = "kor"
     pages = [len(text.strip().splitlines()) > 1 for _, text in rows]
     readings = vlm.read(images)
     rates = {"head": [character_error_rate(ref, " ".join(r.text.split())) for ref, r in zip(references, readings)]}
+    if vlm.reading_lm is not None:      # what the reading LM adds, on the same lines
+        rates["best_path"] = [character_error_rate(ref, " ".join(r.text.split()))
+                              for ref, r in zip(references, vlm.read(images, greedy=True))]
     if tesseract and tesseract_available(lang):
         rates["tesseract"] = [character_error_rate(ref, " ".join(ocr_image(image, lang=lang).split()))
                               for ref, image in zip(references, images)]
@@ -50,6 +54,7 @@ def reading_head_on_rows(vlm, data: EvalData, tesseract: bool, lang: str = "kor"
         return scores
 
     return {"ran": True, "note": None, "branch": spec.branch, "order": spec.order, "fitted_cer": spec.cer,
+            "decoder": readings[0].decoder,
             "example": {"reference": references[0], "reading": readings[0].text},
             "all": group([True] * len(rows)), "single_lines": group([not page for page in pages]),
             "pages": group(pages)}
@@ -71,9 +76,12 @@ def reading_head_note(head: dict | None) -> str | None:
 
     pages = "pages of several lines" + (", cut into lines first," if head["order"] == "columns" else "")
     parts = [text for text in (part("single_lines", "single lines"), part("pages", pages)) if text]
-    return (f"Reading head (`ko-hypervl read`, {head['branch']} branch, read by {head['order']}): CER "
-            f"{head['all']['head_cer']:.3f} over the {head['all']['rows']} transcriptions of these rows"
-            + (f", Tesseract {head['all']['tesseract_cer']:.3f} on the same images"
-               if head["all"].get("tesseract_cer") is not None else "")
-            + f" ({'; '.join(parts)}). It reads without the LM, so it is not the transcription answers' CER the "
-            "OCR target scores.")
+    decoder = head.get("decoder", "best path")
+    best_path = (f"; best path without the reading LM {head['all']['best_path_cer']:.3f}"
+                 if head["all"].get("best_path_cer") is not None else "")
+    return (f"Reading head (`ko-hypervl read`, {head['branch']} branch, read by {head['order']}, decoded by "
+            f"{decoder}): CER {head['all']['head_cer']:.3f} over the {head['all']['rows']} transcriptions of these "
+            "rows" + (f", Tesseract {head['all']['tesseract_cer']:.3f} on the same images"
+                      if head["all"].get("tesseract_cer") is not None else "")
+            + f"{best_path} ({'; '.join(parts)}). The VLM's language model takes no part in it, so it is not the "
+            "transcription answers' CER the OCR target scores.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..imagecorpus.tesseract import TRANSCRIBE
+from ..imagecorpus.records import TRANSCRIBE
 from ..inference import VRCDecision
 from .data import EvalQuestion
 from .exams import source_groups

@@ -16,6 +16,8 @@ from typing import Any
 
 from PIL import Image
 
+TRANSCRIBE = "transcribe"    # the task of a turn whose answer is the image's text, as written
+
 KINDS = ("charts", "exams", "ocr", "tables")
 SPLITS = ("train", "validation", "test")
 
@@ -70,6 +72,19 @@ def qa_pairs(messages: list[dict]) -> list[tuple[str, str]]:
             raise ValueError("messages must alternate user and assistant turns")
         pairs.append((text(user), text(assistant)))
     return pairs
+
+
+def transcriptions(dataset, single_line: bool = False) -> list[tuple[int, str]]:
+    """(row index, transcription) of every row with a ``transcribe`` turn (with ``single_line``, only those of
+    one line); images stay undecoded."""
+    rows = []
+    for index, row in enumerate(dataset.select_columns(["messages", "tasks"])):
+        for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
+            if task == TRANSCRIBE and answer.strip():
+                if not single_line or len(answer.strip().splitlines()) == 1:
+                    rows.append((index, answer))
+                break
+    return rows
 
 
 def encode_image(image: Image.Image, *, jpeg_quality: int | None) -> dict:

@@ -22,9 +22,8 @@ from typing import Any
 
 from PIL import Image
 
-from .records import qa_pairs
+from .records import TRANSCRIBE, qa_pairs
 
-TRANSCRIBE = "transcribe"
 INSTALL_HINT = "apt-get install -y tesseract-ocr tesseract-ocr-kor"
 _WHITESPACE = re.compile(r"\s+")
 # "12명", "3400원", "-4.5%", "20만원": a number followed by a short unit (compact form, commas already gone).

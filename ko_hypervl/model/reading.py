@@ -58,10 +58,14 @@ class ReadingVocab:
         return [self.index[u] for u in reading_units(text) if u in self.index]
 
     def decode_greedy(self, log_probs: torch.Tensor) -> str:
-        """Best path decoding: the argmax class per position, repeats merged, blanks dropped."""
-        best = log_probs.argmax(-1).tolist()
-        units = [self.units[c - 1] for i, c in enumerate(best) if c != BLANK and (i == 0 or c != best[i - 1])]
-        return compose(units)
+        """Best path decoding (``best_path``) to text."""
+        return compose([self.units[c - 1] for c in best_path(log_probs)])
+
+
+def best_path(log_probs) -> list[int]:
+    """The argmax class per position (positions × classes), repeats merged, blanks dropped."""
+    best = log_probs.argmax(-1).tolist()
+    return [c for i, c in enumerate(best) if c != BLANK and (i == 0 or c != best[i - 1])]
 
 
 def check_reading_order(order: str, flag: str = "--order") -> None:

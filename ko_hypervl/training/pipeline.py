@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -193,6 +194,9 @@ class PipelineSettings:
                                                  "lm.copy_share=0.5 lm.precision=bf16 (a GPU's longer LM pretraining); "
                                                  "FIELD is one of `ko-hypervl train STAGE`'s flags, in snake case; "
                                                  "applied after --steps-scale")
+    reading_lm: bool = setting(True, help="where the final model keeps a valid reading head, fit its letter LM and "
+                                          "choose its decoding on validation OCR rows (`ko-hypervl model "
+                                          "reading-lm`, once; under a minute and a half on 2 cores)")
     evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
     progress: bool = setting(True, help="show progress bars")
 
@@ -438,11 +442,35 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     with staged_directory(out) as partial:
         shutil.copytree(model_dir, partial, dirs_exist_ok=True)
         (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+        if settings.reading_lm:
+            _add_reading_lm(partial, data, settings)
     (settings.out / "throughput.md").write_text(throughput_table(history), encoding="utf-8")
     log.info("pipeline done: %s\n%s", out, throughput_table(history))
     if settings.evaluate:
         _evaluate(out, settings)
     return out
+
+
+def _add_reading_lm(model_dir: Path, data: Path, settings: PipelineSettings) -> None:
+    """Put the reading LM into the final checkpoint: fitted once into ``<out>/reading_lm``, then copied."""
+    from ..processing.reading_lm import LM_FILE
+    from .reading_lm import ReadingLMSettings, fit_and_tune
+
+    kept = settings.out / "reading_lm" / LM_FILE
+    if not kept.is_file():
+        if not json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("reading_head"):
+            return
+        try:
+            record = fit_and_tune(ReadingLMSettings(model=str(model_dir), data=data, seed=settings.seed))
+        except ValueError as exc:    # a head whose encoder a later stage trained reads nothing worth decoding
+            log.info("no reading LM: %s", exc)
+            return
+        log.info("reading LM: validation CER %.4f by best path, %.4f with the LM (alpha %g, beta %g)",
+                 record["greedy_cer"], record["cer"], record["alpha"], record["beta"])
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model_dir / LM_FILE, kept.with_suffix(".partial"))
+        os.replace(kept.with_suffix(".partial"), kept)
+    shutil.copy2(kept, model_dir / LM_FILE)
 
 
 def throughput_table(history: list[dict]) -> str:

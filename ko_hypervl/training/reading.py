@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..imagecorpus.tesseract import TRANSCRIBE, character_error_rate
+from ..imagecorpus.records import transcriptions
+from ..imagecorpus.tesseract import character_error_rate
 from ..model.reading import (BLANK, READING_ORDERS, ReadingHeadSpec, ReadingVocab, check_reading_order,  # noqa: F401
                              compose, encoder_digest, patch_sequence, read_log_probs, reading_units)
 from ..settings import setting, settings_dict
@@ -71,21 +72,6 @@ class ReadSettings:
     def single_lines(self) -> bool:
         """Whether only single-line transcriptions can be read (a column is pooled over the whole height)."""
         return self.order == "columns"
-
-
-def transcriptions(dataset, single_line: bool = False) -> list[tuple[int, str]]:
-    """(row index, transcription) of every row with a ``transcribe`` turn (with ``single_line``, only those of
-    one line); images stay undecoded."""
-    from ..imagecorpus.records import qa_pairs
-
-    rows = []
-    for index, row in enumerate(dataset.select_columns(["messages", "tasks"])):
-        for (_, answer), task in zip(qa_pairs(row["messages"]), row["tasks"]):
-            if task == TRANSCRIBE and answer.strip():
-                if not single_line or len(answer.strip().splitlines()) == 1:
-                    rows.append((index, answer))
-                break
-    return rows
 
 
 def check_blank_prior(prior: float, flag: str = "--blank-prior") -> None:

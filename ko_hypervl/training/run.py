@@ -16,11 +16,12 @@ import torch
 from ..checkpoint import (TRAINING_SUMMARY, check_checkpoint_dir, load_checkpoint, read_training_summary, save_checkpoint,
                           staged_directory)
 from ..evaluation.provenance import hardware_summary
+from ..imagecorpus.records import transcriptions
 from ..model.lora import LoraSettings, attach_lora
 from ..settings import setting, settings_dict
 from . import loop
 from .copying import CopySettings, CopyStage
-from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer, transcriptions
+from .reading import ReadingModel, ReadSettings, ReadStage, reading_cer
 from .settings import TrainSettings
 from .stages import (AlignSettings, DCLSettings, LanguageModelStage, LMSettings, LoraStage, SFTSettings,
                      VisionLanguageSettings, VisionLanguageStage)
