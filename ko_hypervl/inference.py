@@ -328,17 +328,18 @@ class KoHyperVL:
 
         The head the recipes keep reads one line at a time (its order is ``columns``), so with ``split_lines``
         a page is levelled and cut into its lines first (``processing.lines``: the line count is right on
-        90.6–93.0% of the corpus's held-out OCR test rows); an image with one line is read whole. ``spec`` is
+        90.6–93.0% of the corpus's held-out OCR test rows); an image with one line is read whole. Lines whose
+        text is far larger or smaller than the training lines' are resized to their size first. ``spec`` is
         ``model.reading_head_spec()``, taken once by a caller that reads many images (its check hashes the
         encoder).
         """
-        from .processing.lines import line_images
+        from .processing.lines import line_images, single_line_image
 
         spec = spec or self.model.reading_head_spec()
         loaded = self.image_processor.load(image)
         lines = line_images(loaded) if split_lines and spec.order == "columns" else []
-        if len(lines) < 2:
-            lines = [loaded]        # one line (or none found): read the image as it is
+        if len(lines) < 2:   # one line (or none found): the image whole, its text resized to a size the head knows
+            lines = [single_line_image(loaded) if split_lines and spec.order == "columns" else loaded]
         inputs = self.image_processor(lines, branch=spec.branch)
         return loaded, self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"], spec)
 

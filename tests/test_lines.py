@@ -79,5 +79,23 @@ def test_a_photo_sized_page_is_measured_on_a_shrunk_copy_and_cut_at_full_size():
     for band, small in zip(bands, small_bands):      # the same lines, in the big image's pixels
         assert abs((band.top + band.bottom) - 5 * (small.top + small.bottom)) / 2 <= 0.25 * 5 * small.height
         assert 0.7 <= band.height / (5 * small.height) <= 1.5
-    lines = line_images(big)
-    assert len(lines) == len(TEXTS) and all(line.width == big.width for line in lines)
+    # cut from the full image, then shrunk back to the text size the reading head learnt (reading_scale)
+    lines, small_lines = line_images(big), line_images(page)
+    assert len(lines) == len(TEXTS)
+    for line, small in zip(lines, small_lines):
+        assert 0.7 <= line.height / small.height <= 1.4 and 0.7 <= line.width / small.width <= 1.4
+
+
+def test_a_single_line_is_read_at_the_size_of_the_training_lines():
+    from ko_hypervl.processing.lines import TEXT_HEIGHT, find_lines, reading_scale, single_line_image
+
+    line = _page(TEXTS[:1])
+    (band,) = find_lines(line)[1]
+    assert TEXT_HEIGHT[0] <= band.height <= TEXT_HEIGHT[2] and reading_scale(band) == 1.0
+    assert single_line_image(line) is line                       # within the training sizes: left as it is
+    big = line.resize((line.width * 4, line.height * 4), Image.BICUBIC)
+    shrunk = single_line_image(big)
+    (again,) = find_lines(shrunk)[1]
+    assert again.height == pytest.approx(TEXT_HEIGHT[1], rel=0.2) and shrunk.width < big.width / 2
+    blank = Image.new("RGB", (400, 80), "white")
+    assert single_line_image(blank) is blank                     # no line found: nothing to go by

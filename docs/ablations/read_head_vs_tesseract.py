@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from PIL import Image
 from safetensors.torch import load_file
 
 from ko_hypervl.checkpoint import load_checkpoint
@@ -33,6 +34,8 @@ def main() -> None:
                              "corpus, whose OCR images the model card scores")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--upscale", type=float, default=1.0,
+                        help="with a kept head: enlarge every image this many times first (a phone photo of a page)")
     parser.add_argument("--pages", action="store_true",
                         help="with a kept head: read pages of several lines (cut into lines, and whole) instead")
     args = parser.parse_args()
@@ -79,6 +82,9 @@ def compare_kept_head(checkpoint: Path, args) -> None:
     else:
         rows = transcriptions(lines, vlm.model.reading_head_spec().order == "columns")[:args.rows]
     images = [lines[i]["image"] for i, _ in rows]
+    if args.upscale != 1:
+        images = [image.resize((round(image.width * args.upscale), round(image.height * args.upscale)),
+                               Image.BICUBIC) for image in images]
 
     def mean_cer(texts) -> float:
         rates = [character_error_rate(" ".join(ref.split()), " ".join(t.split())) for (_, ref), t in zip(rows, texts)]
