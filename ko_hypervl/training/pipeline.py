@@ -196,7 +196,7 @@ class PipelineSettings:
                                                  "applied after --steps-scale")
     reading_lm: bool = setting(True, help="where the final model keeps a valid reading head, fit its letter LM and "
                                           "choose its decoding on validation OCR rows (`ko-hypervl model "
-                                          "reading-lm`, once; under a minute and a half on 2 cores)")
+                                          "reading-lm`, once; about 5 minutes on 2 cores)")
     evaluate: bool = setting(False, help="run `ko-hypervl eval` on the final model and write its model card")
     progress: bool = setting(True, help="show progress bars")
 
