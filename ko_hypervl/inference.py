@@ -333,13 +333,11 @@ class KoHyperVL:
         ``model.reading_head_spec()``, taken once by a caller that reads many images (its check hashes the
         encoder).
         """
-        from .processing.lines import line_images, single_line_image
+        from .processing.lines import reading_lines
 
         spec = spec or self.model.reading_head_spec()
         loaded = self.image_processor.load(image)
-        lines = line_images(loaded) if split_lines and spec.order == "columns" else []
-        if len(lines) < 2:   # one line (or none found): the image whole, its text resized to a size the head knows
-            lines = [single_line_image(loaded) if split_lines and spec.order == "columns" else loaded]
+        lines = reading_lines(loaded) if split_lines and spec.order == "columns" else [loaded]
         inputs = self.image_processor(lines, branch=spec.branch)
         return loaded, self.model.read_log_probs(inputs["pixel_values"], inputs["image_grid"], spec)
 
@@ -351,7 +349,7 @@ class KoHyperVL:
         search with it, unless ``greedy``; else by best path. A checkpoint without a head, or whose encoder was
         trained after the head was fitted, is refused with a clear error.
         """
-        from .processing.ctc_decode import decode_reading
+        from .processing.ctc_decode import decode_reading, decoder_name
 
         spec = self.model.reading_head_spec()
         lm = None if greedy else self.reading_lm
@@ -360,9 +358,9 @@ class KoHyperVL:
         for image in images:
             started = time.perf_counter()
             loaded, log_probs = self.line_log_probs(image, spec, split_lines)
-            texts = [decode_reading(line, spec.units, lm, greedy=lm is None) for line in log_probs]
+            texts = [decode_reading(line, spec.units, lm) for line in log_probs]
             readings.append(Reading("\n".join(texts), spec.branch, loaded.width, loaded.height, len(texts),
-                                    time.perf_counter() - started, "beam search + reading LM" if lm else "best path"))
+                                    time.perf_counter() - started, decoder_name(lm)))
         return readings
 
 

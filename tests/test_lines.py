@@ -87,15 +87,15 @@ def test_a_photo_sized_page_is_measured_on_a_shrunk_copy_and_cut_at_full_size():
 
 
 def test_a_single_line_is_read_at_the_size_of_the_training_lines():
-    from ko_hypervl.processing.lines import TEXT_HEIGHT, find_lines, reading_scale, single_line_image
+    from ko_hypervl.processing.lines import TEXT_HEIGHT, find_lines, reading_lines, reading_scale
 
     line = _page(TEXTS[:1])
     (band,) = find_lines(line)[1]
     assert TEXT_HEIGHT[0] <= band.height <= TEXT_HEIGHT[2] and reading_scale(band) == 1.0
-    assert single_line_image(line) is line                       # within the training sizes: left as it is
+    assert reading_lines(line)[0] is line                        # within the training sizes: left as it is
     big = line.resize((line.width * 4, line.height * 4), Image.BICUBIC)
-    shrunk = single_line_image(big)
+    (shrunk,) = reading_lines(big)
     (again,) = find_lines(shrunk)[1]
     assert again.height == pytest.approx(TEXT_HEIGHT[1], rel=0.2) and shrunk.width < big.width / 2
     blank = Image.new("RGB", (400, 80), "white")
-    assert single_line_image(blank) is blank                     # no line found: nothing to go by
+    assert reading_lines(blank)[0] is blank                      # no line found: nothing to go by

@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ko_hypervl.evaluation.reading_head import pooled_cer
-from ko_hypervl.imagecorpus.tesseract import character_error_rate
 from ko_hypervl.inference import KoHyperVL
-from ko_hypervl.processing.ctc_decode import decode_reading
 from ko_hypervl.processing.reading_lm import DecodeSettings, fit_reading_lm
-from ko_hypervl.training.reading_lm import ReadingLMSettings, corpus_lines, validation_readings
+from ko_hypervl.training.reading_lm import ReadingLMSettings, corpus_lines, decoded_cer, validation_readings
 
 
 def main() -> None:
@@ -32,13 +29,8 @@ def main() -> None:
     spec = vlm.model.reading_head_spec()
     references, lines, origin = validation_readings(vlm, spec, ReadingLMSettings(model=args.model, rows=args.rows))
     text = corpus_lines("train")
-
-    def cer(decode) -> float:
-        readings = [" ".join(decode(line) for line in row) for row in lines]
-        return pooled_cer(references, [character_error_rate(r, t) for r, t in zip(references, readings)])
-
     print(f"{len(references)} transcriptions of the {origin}; best path: "
-          f"{cer(lambda line: decode_reading(line, spec.units, greedy=True)):.4f}")
+          f"{decoded_cer(references, lines, spec.units, greedy=True):.4f}")
     print("| order | min count | n-grams | MB (float32) | beam | best alpha, beta | CER | ms a row |")
     print("|---:|---:|---:|---:|---:|---|---:|---:|")
     for order in args.orders:
@@ -49,8 +41,7 @@ def main() -> None:
                 best, started = None, time.perf_counter()
                 for alpha in args.alphas:
                     for beta in args.betas:
-                        choice = DecodeSettings(alpha, beta, beam)
-                        score = cer(lambda line: decode_reading(line, spec.units, lm, choice))
+                        score = decoded_cer(references, lines, spec.units, lm, DecodeSettings(alpha, beta, beam))
                         best = min(best or (score, alpha, beta), (score, alpha, beta))
                 per_row = 1000 * (time.perf_counter() - started) / (len(args.alphas) * len(args.betas) * len(lines))
                 print(f"| {order} | {min_count} | {lm.size:,} | {size / 1e6:.1f} | {beam} | {best[1]:g}, {best[2]:g} "

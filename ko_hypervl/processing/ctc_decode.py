@@ -84,6 +84,11 @@ def beam_search(log_probs: np.ndarray, lm: ReadingLM | None = None,
     return ids[::-1]
 
 
+def decoder_name(lm: ReadingLM | None) -> str:
+    """How ``decode_reading`` decodes with ``lm`` and no settings of its own (what a reading records)."""
+    return "beam search + reading LM" if lm is not None else "best path"
+
+
 def decode_reading(log_probs, units: tuple[str, ...], lm: ReadingLM | None = None,
                    settings: DecodeSettings | None = None, greedy: bool = False) -> str:
     """One line's text: best path where ``greedy`` or there is no LM and no settings, else the beam search."""

@@ -142,21 +142,28 @@ def line_bands(image: Image.Image) -> list[LineBand]:
             if bottom - top >= 0.4 * typical and mass([top, bottom]) >= 0.05 * most]
 
 
+def _measure(image: Image.Image) -> tuple[float, list[LineBand], Image.Image | None]:
+    """``find_lines``'s answer, and ``image`` levelled where it was measured at full size (None where a shrunk
+    copy was measured), so the lines can be cut without levelling it again."""
+    scale = min(1.0, ANALYSIS_SIDE / max(image.size))
+    if scale == 1.0:
+        angle = skew_angle(image)
+        levelled = level(image, angle)
+        return angle, line_bands(levelled), levelled
+    small = resized(image.convert("RGB"), scale)
+    angle = skew_angle(small)
+    bands = [LineBand(int(band.top / scale), min(image.height, int(np.ceil(band.bottom / scale))))
+             for band in line_bands(level(small, angle))]
+    return angle, bands, None
+
+
 def find_lines(image: Image.Image) -> tuple[float, list[LineBand]]:
     """``image``'s skew (``skew_angle``) and its text lines once levelled by it (``line_bands``), in its pixels.
 
     An image longer than ``ANALYSIS_SIDE`` is measured on a copy shrunk to that length, and the bands scaled
     back: the same answer for a page photographed at any resolution, in a fraction of a second.
     """
-    scale = min(1.0, ANALYSIS_SIDE / max(image.size))
-    if scale == 1.0:
-        angle = skew_angle(image)
-        return angle, line_bands(level(image, angle))
-    small = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                        Image.BOX)
-    angle = skew_angle(small)
-    bands = [LineBand(int(band.top / scale), min(image.height, int(np.ceil(band.bottom / scale))))
-             for band in line_bands(level(small, angle))]
+    angle, bands, _ = _measure(image)
     return angle, bands
 
 
@@ -174,18 +181,8 @@ def resized(image: Image.Image, scale: float) -> Image.Image:
     return image.resize(size, Image.BOX if scale < 1 else Image.BICUBIC)
 
 
-def single_line_image(image: Image.Image) -> Image.Image:
-    """An image of one line (or of none found), resized as ``reading_scale`` says for its one line."""
-    _, bands = find_lines(image)
-    return resized(image, reading_scale(bands[0])) if len(bands) == 1 else image
-
-
-def line_images(image: Image.Image) -> list[Image.Image]:
-    """Each text line of ``image``, top to bottom, as an image of its own laid out as a single-line image is:
-    the page levelled first, the line in the middle of a band about three times its height, the neighbouring
-    lines' ink in that band painted over with the page, resized as ``reading_scale`` says."""
-    angle, bands = find_lines(image)
-    levelled = level(image, angle)
+def _line_crops(levelled: Image.Image, bands: list[LineBand]) -> list[Image.Image]:
+    """``line_images`` of a page already levelled."""
     page = page_blur(levelled)
     out = []
     for band in bands:
@@ -198,3 +195,21 @@ def line_images(image: Image.Image) -> list[Image.Image]:
         crop.paste(page.crop((0, top, levelled.width, bottom)), (0, 0), outside)
         out.append(resized(crop, reading_scale(band)))
     return out
+
+
+def line_images(image: Image.Image) -> list[Image.Image]:
+    """Each text line of ``image``, top to bottom, as an image of its own laid out as a single-line image is:
+    the page levelled first, the line in the middle of a band about three times its height, the neighbouring
+    lines' ink in that band painted over with the page, resized as ``reading_scale`` says."""
+    angle, bands, levelled = _measure(image)
+    return _line_crops(levelled or level(image, angle), bands)
+
+
+def reading_lines(image: Image.Image) -> list[Image.Image]:
+    """What a head that reads one line at a time reads of ``image``, its lines measured once: a page of several
+    lines as ``line_images``; an image of one line whole, resized as ``reading_scale`` says for it; an image with
+    no line found as it is."""
+    angle, bands, levelled = _measure(image)
+    if len(bands) >= 2:
+        return _line_crops(levelled or level(image, angle), bands)
+    return [resized(image, reading_scale(bands[0]))] if bands else [image]

@@ -75,15 +75,24 @@ def validation_readings(vlm, spec, settings: ReadingLMSettings):
     return references, [[line.float().numpy() for line in row] for row in lines], origin
 
 
+def decoded_cer(references: list[str], lines: list[list], units: tuple[str, ...], lm=None, settings=None,
+                greedy: bool = False) -> float:
+    """The pooled CER of ``references`` against their rows' lines (log-probabilities) decoded one way
+    (``processing.ctc_decode.decode_reading``'s arguments)."""
+    from ..evaluation.reading_head import pooled_cer
+    from ..imagecorpus.tesseract import character_error_rate
+    from ..processing.ctc_decode import decode_reading
+
+    readings = [" ".join(decode_reading(line, units, lm, settings, greedy) for line in row) for row in lines]
+    return pooled_cer(references, [character_error_rate(r, t) for r, t in zip(references, readings)])
+
+
 def fit_and_tune(settings: ReadingLMSettings) -> dict:
     """Fit the LM, choose (alpha, beta) on validation rows, save it into the checkpoint; returns the record."""
     from tqdm.auto import tqdm
 
     from ..checkpoint import check_checkpoint_dir
-    from ..evaluation.reading_head import pooled_cer
-    from ..imagecorpus.tesseract import character_error_rate
     from ..inference import KoHyperVL
-    from ..processing.ctc_decode import decode_reading
     from ..processing.reading_lm import DecodeSettings, fit_reading_lm, save_reading_lm
 
     directory = check_checkpoint_dir(settings.model)
@@ -95,18 +104,12 @@ def fit_and_tune(settings: ReadingLMSettings) -> dict:
     log.info("fitted a %d-gram LM with %d n-grams on %d units in %.0f s", settings.order, lm.size,
              lm.info["units_fitted"], fitted_s)
     references, lines, origin = validation_readings(vlm, spec, settings)
-
-    def cer(decode) -> float:
-        readings = [" ".join(decode(line) for line in row) for row in lines]
-        return pooled_cer(references, [character_error_rate(r, t) for r, t in zip(references, readings)])
-
-    greedy = cer(lambda line: decode_reading(line, spec.units, greedy=True))
+    greedy = decoded_cer(references, lines, spec.units, greedy=True)
     grid = []
     for alpha in tqdm(settings.alphas, desc="alpha × beta", unit="alpha"):
         for beta in settings.betas:
             choice = DecodeSettings(alpha, beta, settings.beam)
-            grid.append({"alpha": alpha, "beta": beta,
-                         "cer": cer(lambda line: decode_reading(line, spec.units, lm, choice))})
+            grid.append({"alpha": alpha, "beta": beta, "cer": decoded_cer(references, lines, spec.units, lm, choice)})
     best = min(grid, key=lambda g: (g["cer"], g["alpha"], g["beta"]))
     lm.decode = DecodeSettings(best["alpha"], best["beta"], settings.beam)
     lm.info.update({"text": "the text corpus's training split, one line at a time", "fit_seconds": round(fitted_s),
