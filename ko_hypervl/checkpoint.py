@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .tokenization.specials import ASSISTANT
+
 BUNDLED_MODEL = "ko-hypervl-tiny"
 TRAINING_SUMMARY = "training_summary.json"   # written by the training stages, read by eval's model card
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
@@ -104,6 +106,35 @@ def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, dtype: 
         shutil.copytree(source, partial, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("model*.safetensors", "model.safetensors.index.json"))
         save_checkpoint(model.to(dtype), processor, partial)
+    return out
+
+
+def add_copy_head(source: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Copy a checkpoint that has a reading head to ``out`` with an untrained copy head (``model.copy_head``):
+    its questions then carry the head's reading of their images, for instruction tuning to teach the copy.
+    Everything else in the folder (the reading LM, the training summary) is copied as it is."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    source = check_checkpoint_dir(source)
+    out = Path(out)
+    if out.resolve() == source.resolve():
+        raise ValueError("add_copy_head: the output folder must differ from the source checkpoint")
+    config = AutoConfig.from_pretrained(source)
+    if not config.reading_head:
+        raise ValueError(f"{source} has no reading head, so there is no reading to copy: fit one first "
+                         "(`ko-hypervl train read`, or a pipeline with a reading stage)")
+    if config.copy_head:
+        raise ValueError(f"{source} already has a copy head")
+    processor = AutoProcessor.from_pretrained(source)
+    config.copy_head = True
+    config.assistant_token_id = processor.tokenizer.convert_tokens_to_ids(ASSISTANT)
+    model = AutoModelForImageTextToText.from_pretrained(source, config=config, use_safetensors=True,
+                                                        dtype=torch.float32)
+    model.reading_head_spec()    # the head must still read its encoder
+    with staged_directory(out) as partial:
+        shutil.copytree(source, partial, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("model*.safetensors", "model.safetensors.index.json"))
+        save_checkpoint(model, processor, partial)
     return out
 
 

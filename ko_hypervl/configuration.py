@@ -90,6 +90,12 @@ class KoHyperVLConfig(PreTrainedConfig):
     vrc_channels: int = 32
     # the CTC reading head the reading stage leaves (``model.reading.ReadingHeadSpec.to_config``), or None
     reading_head: dict | None = None
+    # a copy head (``model.copy_head``) mixes the LM's next token with a copy of one from earlier in the input,
+    # and the reading head's reading of each image goes into the question as text (``processing.reading_prompt``)
+    # for it to copy from; needs a reading head
+    copy_head: bool = False
+    # the token that opens an assistant turn: the copy head copies from before the answer being written
+    assistant_token_id: int | None = None
     use_cache: bool = True
     tie_word_embeddings: bool = False
 

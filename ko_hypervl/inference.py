@@ -214,6 +214,22 @@ class KoHyperVL:
     def image_processor(self):
         return self.processor.image_processor
 
+    @property
+    def uses_readings(self) -> bool:
+        """Whether questions carry the reading head's reading of their images (a model with a copy head)."""
+        return bool(getattr(self.model.config, "copy_head", False))
+
+    def question_with_reading(self, question: str, images: list, reading: str | None = None) -> str:
+        """``question`` as the model takes it: with its images' reading (``reading``, else read now) where the
+        model has a copy head."""
+        if not self.uses_readings or not images:
+            return question
+        from .processing.reading_prompt import with_reading
+
+        if reading is None:
+            reading = "\n".join(r.text for r in self.read(images))
+        return with_reading(question, reading)
+
     def decide(self, images: list, mode: str = "auto", scale: float | None = None) -> list[VRCDecision]:
         """The branch and scale each image gets in ``mode``, with the visual-token accounting."""
         check_mode(mode)
@@ -254,6 +270,7 @@ class KoHyperVL:
                              "image of the conversation, in order (the history's first, then the question's)")
         loaded = [self.image_processor.load(image) for image in images]
         decisions = self.decide(loaded, mode, scale)
+        question = self.question_with_reading(question, loaded[in_history:])
         content = [{"type": "image"} for _ in loaded[in_history:]] + [{"type": "text", "text": question}]
         messages = history + [{"role": "user", "content": content}]
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

@@ -537,6 +537,33 @@ def test_smoke_pipeline_trains_every_stage_into_one_checkpoint(smoke_run):
     assert answer.decisions[0].chosen_by == "vrc" and answer.visual_tokens <= answer.decisions[0].full_visual_tokens
 
 
+def test_copy_head_pipeline_reads_the_corpus_once_and_trains_with_the_readings(tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "pipeline", *SMOKE_PIPELINE, "--copy-head", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "model" / "training_summary.json").read_text(encoding="utf-8"))
+    later = {s["stage"]: s["settings"] for s in summary["stages"][3:6]}
+    for stage, cls in zip(("align", "sft", "dcl"), ("Align", "SFT", "DCL")):
+        assert later[stage][f"{cls}Settings"]["data"] == str(out / "data-read")
+        assert later[stage][f"{cls}Settings"]["train_vision"] is False      # the readings come from these encoders
+    read = load_split(out / "data-read", "train")
+    assert len(read) == len(load_split(out / "data", "train")) and all(isinstance(t, str) for t in read["reading"])
+    config = json.loads((out / "model" / "config.json").read_text(encoding="utf-8"))
+    assert config["copy_head"] and config["reading_head"]
+    import ko_hypervl
+
+    vlm = ko_hypervl.load(out / "model")
+    assert vlm.uses_readings and vlm.model.reading_head_spec()       # the head still reads its encoder
+    row = load_split(out / "data", "test")[0]
+    assert vlm.ask(row["image"], "무엇이라고 쓰여 있나요?", mode="high", max_new_tokens=3).new_tokens >= 1
+    from ko_hypervl.training.pipeline import PipelineSettings
+
+    with pytest.raises(ValueError, match="drop --vision-lr-scale"):
+        PipelineSettings(out=tmp_path / "bad", smoke=True, copy_head=True, vision_lr_scale=0.5)
+    with pytest.raises(ValueError, match="--copy-head is for the reading stage"):
+        PipelineSettings(out=tmp_path / "bad", recipe="tiny", copy_head=True)
+
+
 def test_pipeline_overrides_change_one_stage_over_the_recipe(tmp_path):
     from ko_hypervl.training.pipeline import (PipelineSettings, _lm_settings, _stage_settings, _train_settings,
                                               _vrc_settings)

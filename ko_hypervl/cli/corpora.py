@@ -49,6 +49,14 @@ def _register_image_commands(groups: argparse._SubParsersAction) -> None:
                          "as a datasets.DatasetDict saved to --out. The test split holds out fonts, category words "
                          "and styles.", ImageCorpusSettings, _build_images)
 
+    from ..training.readings import ReadingsSettings
+
+    add_settings_command(groups, "read", "add the reading head's reading of every image (for a copy head)",
+                         "Read every image of a corpus with a checkpoint's reading head (and its reading LM) and "
+                         "save the corpus with a `reading` column: instruction tuning then puts each image's "
+                         "reading into its first question, as `ask` does for a model with a copy head "
+                         "(`ko-hypervl model copy-head`).", ReadingsSettings, _read_images)
+
     show = groups.add_parser("show", help="write a contact sheet PNG of random samples with their Q/A",
                              description="Write a contact sheet of random samples of a rendered or imported dataset.")
     show.add_argument("dataset", type=Path, help="a folder written by `corpora build` or `corpora import`")
@@ -149,6 +157,15 @@ def _build_images(args: argparse.Namespace) -> int:
     _, info = build_image_corpus(settings)
     rows = ", ".join(f"{split} {n:,}" for split, n in info["rows"].items())
     print(f"wrote {settings.out}: {rows} ({info['samples_per_second']:.1f} samples/s with {settings.workers} workers)")
+    return 0
+
+
+def _read_images(args: argparse.Namespace) -> int:
+    from ..training.readings import ReadingsSettings, add_readings
+
+    summary = add_readings(settings_from_args(ReadingsSettings, args))
+    rows = ", ".join(f"{split} {n:,}" for split, n in summary["rows"].items())
+    print(f"wrote {args.out}: {rows} read in {summary['seconds']:.0f} s ({summary['decoder']})")
     return 0
 
 

@@ -73,6 +73,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="storage dtype of the weights")
     export.set_defaults(func=_export)
 
+    copy = sub.add_parser("copy-head", help="add an untrained copy head to a checkpoint with a reading head",
+                          description="Copy a checkpoint with a reading head and give it a copy head: its questions "
+                                      "then carry the head's reading of their images as text, and the LM's next "
+                                      "token mixes generating with copying from it. Instruction tuning on a corpus "
+                                      "with readings (`ko-hypervl corpora read`) then teaches the copy.")
+    copy.add_argument("model", help="checkpoint directory with a reading head")
+    copy.add_argument("--out", type=Path, required=True, help="output checkpoint directory (replaced)")
+    copy.set_defaults(func=_copy_head)
+
     from ..model.bench import ModelBenchSettings
 
     add_settings_command(sub, "bench", "memory, visual tokens, prefill and KV-cache benchmarks",
@@ -171,7 +180,8 @@ def _info(args: argparse.Namespace) -> int:
     config = model.config
     rows = [("language model", model.language_model), ("large encoder", model.vision_model),
             ("small encoder", model.small_vision_model), ("projectors", [model.projector, model.small_projector]),
-            ("VRC", model.vrc)] + [("reading head", model.reading_head)] * (model.reading_head is not None)
+            ("VRC", model.vrc)] + [("reading head", model.reading_head)] * (model.reading_head is not None) + \
+        [("copy head", model.copy_head)] * (model.copy_head is not None)
     for name, modules in rows:
         modules = modules if isinstance(modules, list) else [modules]
         count = sum(p.numel() for m in modules for p in m.parameters())
@@ -186,6 +196,9 @@ def _info(args: argparse.Namespace) -> int:
         cer = f", CER {head['cer']} on its held-out lines" if head.get("cer") is not None else ""
         print(f"reading head: {head['branch']} branch, {len(head['units']) + 1} classes, {head['order']} order"
               f"{cer} (`ko-hypervl read`)")
+    if config.copy_head:
+        print("copy head: each question carries the reading head's reading of its images, and the LM's next token "
+              "mixes generating with copying from its input")
     from ..checkpoint import check_checkpoint_dir
     from ..processing.reading_lm import load_reading_lm
 
@@ -232,6 +245,13 @@ def _export(args: argparse.Namespace) -> int:
     out = export_checkpoint(args.model, args.out, getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"exported {args.model} as {args.dtype} to {out} ({size / 2**20:.1f} MiB)")
+    return 0
+
+
+def _copy_head(args: argparse.Namespace) -> int:
+    from ..checkpoint import add_copy_head
+
+    print(f"wrote {add_copy_head(args.model, args.out)}: {args.model} with an untrained copy head")
     return 0
 
 

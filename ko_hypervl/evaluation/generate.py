@@ -46,18 +46,33 @@ def answer_batch(vlm: KoHyperVL, images: Sequence, prompts: list[str], decisions
     return [text.strip() for text in vlm.processor.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+def asked_questions(vlm: KoHyperVL, images: Sequence, questions: list[EvalQuestion], progress: bool = True) -> list[str]:
+    """Each question as the model is asked it: with its image's reading where the model has a copy head (each
+    image read once, for all the questions about it)."""
+    from tqdm.auto import tqdm
+
+    if not vlm.uses_readings:
+        return [q.question for q in questions]
+    indices = sorted({q.image_index for q in questions})
+    read = {i: vlm.read(images[i])[0].text for i in tqdm(indices, desc="reading", unit="img", disable=not progress)}
+    return [vlm.question_with_reading(q.question, [images[q.image_index]], read[q.image_index]) for q in questions]
+
+
 def generate_answers(vlm: KoHyperVL, images: Sequence, questions: list[EvalQuestion], decisions: list[VRCDecision],
-                     max_new_tokens: int, batch_size: int, desc: str = "answering", progress: bool = True) -> list[str]:
-    """The model's answer to every question, in the order of ``questions``."""
+                     max_new_tokens: int, batch_size: int, desc: str = "answering", progress: bool = True,
+                     asked: list[str] | None = None) -> list[str]:
+    """The model's answer to every question, in the order of ``questions`` (asked as ``asked`` gives them, where
+    a caller has ``asked_questions`` already, else as that makes them)."""
     from tqdm.auto import tqdm
 
     answers: list[str | None] = [None] * len(questions)
     batches = batches_by_size(questions, decisions, batch_size)
+    asked = asked or asked_questions(vlm, images, questions, progress)
     with tqdm(total=len(questions), desc=desc, unit="q", disable=not progress) as bar:
         for batch in batches:
             picked = [questions[i] for i in batch]
             texts = answer_batch(vlm, [images[q.image_index] for q in picked],
-                                 [chat_prompt(vlm.processor, q.question) for q in picked],
+                                 [chat_prompt(vlm.processor, asked[i]) for i in batch],
                                  [decisions[q.image_index] for q in picked], max_new_tokens)
             for i, text in zip(batch, texts):
                 answers[i] = text

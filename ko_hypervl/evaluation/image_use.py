@@ -31,7 +31,7 @@ from ..training.losses import gather_target_logits, next_token_targets, predicti
 from ..training.stages import visual_spread
 from .data import EvalQuestion, LazyImages, load_eval_data
 from .errors import EvalInputError, checkpoint_list
-from .generate import batches_by_size, decide_all
+from .generate import asked_questions, batches_by_size, decide_all
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,15 @@ class AnswerLoss:
 
 @torch.inference_mode()
 def answer_losses(vlm: KoHyperVL, images: Sequence, questions: list[EvalQuestion], decisions: list[VRCDecision],
-                  batch_size: int, desc: str = "answer loss", progress: bool = True) -> list[AnswerLoss]:
+                  batch_size: int, desc: str = "answer loss", progress: bool = True,
+                  asked: list[str] | None = None) -> list[AnswerLoss]:
     """Teacher-forced loss of every question's exact answer, each asked alone about its image as in ``ask``."""
     from tqdm.auto import tqdm
 
     encoder = ConversationEncoder(vlm.processor, vlm.model.config.text_config.max_position_embeddings)
     pad_id = vlm.processor.tokenizer.pad_token_id
     device = vlm.model.device
+    asked = asked or asked_questions(vlm, images, questions, progress)
     losses: list[AnswerLoss | None] = [None] * len(questions)
     with tqdm(total=len(questions), desc=desc, unit="q", disable=not progress) as bar:
         for branch in sorted({d.branch for d in decisions}):
@@ -62,7 +64,7 @@ def answer_losses(vlm: KoHyperVL, images: Sequence, questions: list[EvalQuestion
             for batch in batches_by_size(kept_questions, decisions, batch_size):
                 picked = [keep[i] for i in batch]
                 samples = [encoder.encode(images[questions[i].image_index],
-                                          conversation([QA(questions[i].question, questions[i].answer,
+                                          conversation([QA(asked[i], questions[i].answer,
                                                            questions[i].task)]),
                                           branch, decisions[questions[i].image_index].scale, questions[i].row_id)
                            for i in picked]

@@ -25,7 +25,7 @@ from .baseline import tesseract_on_rows
 from .reading_head import reading_head_on_rows
 from .data import EVAL_SPLITS, EvalData, EvalQuestion, LazyImages, check_eval_split, load_eval_data
 from .errors import EvalInputError
-from .generate import decide_all, generate_answers
+from .generate import asked_questions, decide_all, generate_answers
 from .image_use import answer_losses, blank_like, image_use_by_kind
 from .latency import LatencySummary, measure_latency
 from .provenance import checkpoint_summary, hardware_summary
@@ -192,12 +192,13 @@ def prepare_out_dir(out: Path) -> None:
 
 
 def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str, settings: EvalSettings,
-                  progress: bool) -> tuple[ModeResult, list[str]]:
-    """One mode: decisions for every image, batched answers, scores, single-call latency."""
+                  progress: bool, asked: list[str] | None = None) -> tuple[ModeResult, list[str]]:
+    """One mode: decisions for every image, batched answers, scores, single-call latency (``asked``: the questions
+    as ``asked_questions`` gives them, shared by the modes)."""
     decisions = decide_all(vlm, images, mode, settings.batch_size)
     started = time.perf_counter()
     answers = generate_answers(vlm, images, data.questions, decisions, settings.max_new_tokens, settings.batch_size,
-                               desc=f"answering ({mode})", progress=progress)
+                               desc=f"answering ({mode})", progress=progress, asked=asked)
     seconds = time.perf_counter() - started
     latency = measure_latency(vlm, images, data.questions, mode, settings.latency_samples, settings.max_new_tokens,
                               progress)
@@ -209,7 +210,7 @@ def evaluate_mode(vlm: KoHyperVL, data: EvalData, images: LazyImages, mode: str,
 
 
 def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, images: LazyImages, settings: EvalSettings,
-                         progress: bool) -> tuple[dict, list[str]]:
+                         progress: bool, asked: list[str] | None = None) -> tuple[dict, list[str]]:
     """The blank-image baseline: high mode, every image replaced by ``blank_like`` it."""
     blanks = LazyImages(data.dataset, lambda image: blank_like(vlm.image_processor.load(image)))
     decisions = decide_all(vlm, blanks, BLANK_IMAGE_MODE, settings.batch_size)
@@ -219,7 +220,7 @@ def evaluate_blank_image(vlm: KoHyperVL, data: EvalData, images: LazyImages, set
     log.info("blank image: exact match %.1f%%", 100 * scores.exact_match.accuracy)
     # the same tiles for both (in high mode they do not depend on the content), so only the content differs
     seen = answer_losses(vlm, images, data.questions, decisions, settings.batch_size, desc="answer loss (images)",
-                         progress=progress)
+                         progress=progress, asked=asked)
     unseen = answer_losses(vlm, blanks, data.questions, decisions, settings.batch_size,
                            desc="answer loss (blank images)", progress=progress)
     use = image_use_by_kind(data.questions, seen, unseen)
@@ -236,12 +237,13 @@ def run_evaluation(settings: EvalSettings, progress: bool = True) -> EvalReport:
     torch.manual_seed(settings.seed)
     vlm = KoHyperVL.load(model_dir, device=settings.device)
     images = LazyImages(data.dataset, vlm.image_processor.load)
+    asked = asked_questions(vlm, images, data.questions, progress)   # read once, for every mode
     results, predictions = {}, {}
     for mode in settings.modes:
-        results[mode], predictions[mode] = evaluate_mode(vlm, data, images, mode, settings, progress)
+        results[mode], predictions[mode] = evaluate_mode(vlm, data, images, mode, settings, progress, asked)
     blank = {"ran": False}
     if settings.blank_image:
-        blank, predictions[BLANK_IMAGE] = evaluate_blank_image(vlm, data, images, settings, progress)
+        blank, predictions[BLANK_IMAGE] = evaluate_blank_image(vlm, data, images, settings, progress, asked)
         if seen := predictions.get(BLANK_IMAGE_MODE):   # how many answers the image did not change at all
             blank["same_answers"] = sum(a == b for a, b in zip(seen, predictions[BLANK_IMAGE]))
     return EvalReport(

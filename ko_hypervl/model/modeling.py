@@ -4,6 +4,9 @@ The model only sees tensors (``input_ids``, ``attention_mask``, ``pixel_values``
 ``labels``, ``past_key_values``), so ``generate``, ``peft`` and the Auto classes work as for any
 transformers model. Visual tokens are written over the ``<image>`` positions of the token embeddings
 (idefics3's masked merge). ``branch`` picks the encoder + projector pair that made ``pixel_values``.
+A model with a copy head (``config.copy_head``, ``model.copy_head``) returns log-probabilities as its logits
+(the LM's own distribution mixed with copying from the input); ``generate`` hands it every id so far as
+``copy_source_ids``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from transformers.cache_utils import Cache
 from transformers.utils import ModelOutput
 
 from ..configuration import KoHyperVLConfig, check_branch, tile_size
+from .copy_head import CopyHead, answer_starts
 from .projector import PixelShuffleProjector
 from .reading import ReadingHeadSpec, encoder_digest, read_log_probs, reading_head_layer
 from .vision import build_vision_encoder
@@ -49,7 +53,9 @@ class KoHyperVLPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         # the encoders and the LM initialise themselves (their own post_init); this covers projectors and the VRC
-        if isinstance(module, nn.Linear):
+        if isinstance(module, CopyHead):   # after its layers (apply visits children first)
+            module.reset_parameters()
+        elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -78,6 +84,9 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         if config.reading_head:
             spec = ReadingHeadSpec.from_config(config.reading_head)
             self.reading_head = reading_head_layer(config.branch_config(spec.branch).hidden_size, spec)
+        self.copy_head = None
+        if config.copy_head:
+            self.copy_head = CopyHead(text_hidden, self.language_model.get_input_embeddings().embedding_dim)
         self.post_init()
 
     # -- the language model's embeddings, so resize_token_embeddings, peft and generate find them
@@ -195,6 +204,7 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        copy_source_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> KoHyperVLOutput:
         if (input_ids is None) == (inputs_embeds is None):
@@ -220,17 +230,61 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
             # positions count real tokens only, so a left-padded row sees the same positions as when alone
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1]:]
-        outputs = self.language_model(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-            use_cache=use_cache, logits_to_keep=logits_to_keep, **{self._cache_argument(): cache}, **kwargs,
-        )
+        lm_inputs = dict(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=use_cache, **{self._cache_argument(): cache}, **kwargs)
+        if self.copy_head is None:
+            outputs = self.language_model(logits_to_keep=logits_to_keep, **lm_inputs)
+            logits = outputs.logits
+        else:
+            outputs = self.language_model.get_decoder()(**lm_inputs)
+            logits = self._copy_logits(outputs.last_hidden_state, input_ids, copy_source_ids, attention_mask,
+                                       logits_to_keep)
         loss = None
         if labels is not None:
-            loss = causal_lm_loss(outputs.logits, labels)
+            loss = causal_lm_loss(logits, labels)
         new_cache = next((outputs[name] for name in ("cache", "past_key_values") if name in outputs), None)
-        return KoHyperVLOutput(loss=loss, logits=outputs.logits, past_key_values=new_cache,
+        return KoHyperVLOutput(loss=loss, logits=logits, past_key_values=new_cache,
                                hidden_states=outputs.hidden_states, attentions=outputs.attentions,
                                image_hidden_states=image_features)
+
+    def _copy_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor | None, source_ids: torch.Tensor | None,
+                     attention_mask: torch.Tensor | None, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
+        """The copy head's log-probabilities (used as logits) for the positions ``logits_to_keep`` keeps: the last
+        ``n`` (0: all), or those a tensor of positions names."""
+        if source_ids is None:
+            if input_ids is None:
+                raise ValueError("a model with a copy head needs input_ids (it copies tokens, not embeddings)")
+            source_ids = input_ids
+        if source_ids.shape[1] < hidden.shape[1]:
+            raise ValueError(f"copy_source_ids hold {source_ids.shape[1]} ids but the input is {hidden.shape[1]} "
+                             "positions; pass every id so far")
+        mask = attention_mask if attention_mask is not None and attention_mask.ndim == 2 else None
+        if mask is None or mask.shape[1] != source_ids.shape[1]:
+            mask = torch.ones_like(source_ids)
+        # hidden holds the current input's positions, the last of the source's
+        positions = torch.arange(source_ids.shape[1] - hidden.shape[1], source_ids.shape[1], device=hidden.device)
+        if isinstance(logits_to_keep, int):
+            keep = positions[-logits_to_keep:] if logits_to_keep > 0 else positions
+            hidden = hidden[:, -logits_to_keep:] if logits_to_keep > 0 else hidden
+        else:   # positions of the current input (training keeps the answer positions only)
+            keep = positions[logits_to_keep.to(hidden.device)]
+            hidden = hidden[:, logits_to_keep.to(hidden.device)]
+        copyable = torch.ones(self.get_input_embeddings().num_embeddings, dtype=torch.bool, device=hidden.device)
+        copyable[self.config.image_token_id] = False
+        pad_id = getattr(self.config.text_config, "pad_token_id", None)
+        if pad_id is not None:
+            copyable[pad_id] = False
+        source_ids = source_ids.to(hidden.device)
+        starts = answer_starts(source_ids, keep, self.config.assistant_token_id)
+        return self.copy_head(hidden, keep, source_ids, mask.to(hidden.device), starts,
+                              self.get_input_embeddings(), self.get_output_embeddings(), copyable)
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        """As ``GenerationMixin``'s, plus every id so far for the copy head (the cache keeps only the new ones)."""
+        inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
+        if self.copy_head is not None:
+            inputs["copy_source_ids"] = input_ids
+        return inputs
 
     def _cache_argument(self) -> str:
         """The name under which the language model takes its KV cache: ``cache`` or ``past_key_values``."""

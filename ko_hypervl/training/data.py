@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..imagecorpus.records import QA, conversation, qa_pairs
+from ..processing.reading_prompt import with_reading
 from ..tokenization import specials
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,25 @@ def collate(samples: list[EncodedSample], pad_id: int) -> dict:
         "pixel_values": torch.cat([s.pixel_values for s in samples]),
         "image_grid": torch.cat([s.image_grid for s in samples]),
     }
+
+
+READING_COLUMN = "reading"     # in a corpus read by `ko-hypervl corpora read`: each image's reading
+
+
+def asked_messages(row: dict, messages: list[dict]) -> list[dict]:
+    """``messages`` about ``row``'s image as the model is asked them: with the image's reading in the first question
+    where the corpus has one (``READING_COLUMN``), as ``KoHyperVL.ask`` adds it for a model with a copy head."""
+    reading = row.get(READING_COLUMN)
+    return messages if reading is None else with_reading_in_question(messages, reading)
+
+
+def with_reading_in_question(messages: list[dict], reading: str) -> list[dict]:
+    """``messages`` with the image's reading added to the first question (``processing.reading_prompt``)."""
+    first = messages[0]
+    parts = list(first["content"])
+    last_text = max(i for i, part in enumerate(parts) if part["type"] == "text")
+    parts[last_text] = {**parts[last_text], "text": with_reading(parts[last_text]["text"], reading)}
+    return [{**first, "content": parts}, *messages[1:]]
 
 
 def select_turns(messages: list[dict], tasks: list[str], keep: set[str] | None) -> list[dict]:

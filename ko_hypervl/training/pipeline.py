@@ -194,6 +194,11 @@ class PipelineSettings:
                                                  "lm.copy_share=0.5 lm.precision=bf16 (a GPU's longer LM pretraining); "
                                                  "FIELD is one of `ko-hypervl train STAGE`'s flags, in snake case; "
                                                  "applied after --steps-scale")
+    copy_head: bool = setting(False, help="after the reading stage, give the model a copy head and read every image "
+                                          "of the corpus with the reading head and its reading LM (`ko-hypervl "
+                                          "model copy-head`, `ko-hypervl corpora read`): the later stages train "
+                                          "with each image's reading in its first question, which the copy head "
+                                          "copies into the answers (docs/ablations/copying.md §8)")
     reading_lm: bool = setting(True, help="where the final model keeps a valid reading head, fit its letter LM and "
                                           "choose its decoding on validation OCR rows (`ko-hypervl model "
                                           "reading-lm`, once; about 5 minutes on 2 cores)")
@@ -215,6 +220,9 @@ class PipelineSettings:
         if self.freeze_vision and self.vision_lr_scale:
             raise ValueError("--freeze-vision keeps the encoders fixed, so --vision-lr-scale has nothing to scale: "
                              "give one of them")
+        if self.copy_head and self.vision_lr_scale:
+            raise ValueError("--copy-head keeps the encoders fixed after the reading stage (the readings the later "
+                             "stages train on come from them, and ask reads with them): drop --vision-lr-scale")
         if self.tile_size < 0 or self.patch_size < 0:
             raise ValueError("--tile-size and --patch-size cannot be negative")
         # checked here, not when the reading stage starts hours later, after the lm stage
@@ -223,7 +231,7 @@ class PipelineSettings:
         if self.read_order is not None:
             check_reading_order(self.read_order, "--read-order")
         _ = self.overrides   # parsed now, so a typo stops the run before hours of earlier stages
-        for flag, value in (("--read-lines", self.read_lines),
+        for flag, value in (("--copy-head", self.copy_head), ("--read-lines", self.read_lines),
                             ("--read-blank-prior", self.read_blank_prior is not None),
                             ("--read-order", self.read_order is not None)):
             if value and not self.runs_stage("read"):
@@ -263,9 +271,10 @@ class PipelineSettings:
 
     @property
     def freezes_vision(self) -> bool:
-        """Whether align, sft and dcl keep the encoders fixed: --freeze-vision, or a recipe that does unless
-        --vision-lr-scale asks to train them."""
-        return self.freeze_vision or (RECIPES[self.recipe].freeze_vision and not self.vision_lr_scale)
+        """Whether align, sft and dcl keep the encoders fixed: --freeze-vision or --copy-head, or a recipe that does
+        unless --vision-lr-scale asks to train them."""
+        return (self.freeze_vision or self.copy_head
+                or (RECIPES[self.recipe].freeze_vision and not self.vision_lr_scale))
 
     @property
     def encoder_settings(self) -> dict:
@@ -431,6 +440,11 @@ def run_pipeline(settings: PipelineSettings) -> Path:
             train_vision_language(stage, _train_settings(recipe, stage, settings),
                                   _stage_settings(recipe, stage, settings, model_dir, data))
         model_dir = final
+        if stage == "read" and settings.copy_head:
+            if state.is_main_process:
+                _prepare_copying(model_dir, data, settings)
+            state.wait_for_everyone()
+            model_dir, data = settings.out / COPY_HEAD_DIR, settings.out / READ_DATA_DIR
     if not state.is_main_process:
         return settings.out / "model"
     out = settings.out / "model"
@@ -449,6 +463,27 @@ def run_pipeline(settings: PipelineSettings) -> Path:
     if settings.evaluate:
         _evaluate(out, settings)
     return out
+
+
+COPY_HEAD_DIR = "copy-head"     # the reading stage's model with its reading LM and a copy head
+READ_DATA_DIR = "data-read"     # the corpus with each image's reading
+
+
+def _prepare_copying(read_model: Path, data: Path, settings: PipelineSettings) -> None:
+    """The reading stage's model with a copy head and its reading LM (``<out>/copy-head``), and the corpus read by
+    that head (``<out>/data-read``), for the later stages; each kept once made, so a rerun resumes after them."""
+    from ..checkpoint import add_copy_head
+    from ..processing.reading_lm import LM_FILE
+    from .readings import ReadingsSettings, add_readings
+
+    model_dir = settings.out / COPY_HEAD_DIR
+    if not _done(model_dir):
+        add_copy_head(read_model, model_dir)
+    if not (model_dir / LM_FILE).is_file():
+        _add_reading_lm(model_dir, data, settings)
+    if not (settings.out / READ_DATA_DIR / "dataset_dict.json").is_file():
+        add_readings(ReadingsSettings(model=model_dir, data=data, out=settings.out / READ_DATA_DIR),
+                     progress=settings.progress)
 
 
 def _add_reading_lm(model_dir: Path, data: Path, settings: PipelineSettings) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +48,27 @@ def write_final(model, processor, out: Path, result: loop.TrainResult, settings:
     history = (stage_history(init) if init else []) + [entry]
     with staged_directory(out / FINAL) as partial:
         save_checkpoint(model, processor, partial)
+        if init:
+            carry_reading_lm(init, model, partial)
         (partial / TRAINING_SUMMARY).write_text(json.dumps({"stages": history}, ensure_ascii=False, indent=1),
                                                 encoding="utf-8")
     return out / FINAL
+
+
+def carry_reading_lm(init: Path, model, directory: Path) -> bool:
+    """Copy ``init``'s reading LM (``model reading-lm``) into ``directory`` where the model's reading head still
+    reads its encoder: the LM decodes that head, so it goes where the head goes."""
+    from ..processing.reading_lm import LM_FILE
+
+    if not (Path(init) / LM_FILE).is_file() or model.reading_head is None:
+        return False
+    try:
+        model.reading_head_spec()
+    except ValueError as exc:
+        log.info("the reading LM stays behind: %s", exc)
+        return False
+    shutil.copy2(Path(init) / LM_FILE, directory / LM_FILE)
+    return True
 
 
 def _load_for_training(init: Path):

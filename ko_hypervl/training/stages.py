@@ -16,7 +16,9 @@ import torch
 from ..imagecorpus.records import qa_pairs
 from ..settings import setting, settings_dict
 from ..tokenization.jamo import syllable_jamo_features
-from .data import ConversationEncoder, collate, pack_text_blocks, repeat_opening, select_turns
+from .data import (
+    ConversationEncoder, asked_messages, collate, pack_text_blocks, repeat_opening, select_turns,
+)
 from .losses import (ANSWER_WEIGHTINGS, answer_token_weights, cross_entropy_sum, distillation_kl_sum,
                      embedding_ctc_sum, gather_target_logits, gather_target_weights, jamo_residual_share,
                      predicting_positions, tile_token_sequences)
@@ -310,7 +312,8 @@ class VisionLanguageStage(Stage):
         return len(self.rows)
 
     def trainable_parameters(self, model):
-        modules = ["language_model"] if self.settings.train_lm else []
+        # the copy head (where the model has one) is part of the LM's next-token distribution
+        modules = ["language_model", "copy_head"] if self.settings.train_lm else []
         for branch in self.branches:
             encoder, projector = BRANCH_MODULES[branch]
             modules += [encoder] * self.settings.train_vision + [projector] * self.settings.train_projector
@@ -332,6 +335,7 @@ class VisionLanguageStage(Stage):
         for index in indices:
             row_index, messages = self.rows[index]
             row = self.dataset[row_index]
+            messages = asked_messages(row, messages)
             if self.settings.embedding_ctc_weight:
                 read_off.append(self.read_off_target(row))
             scale = self.scale_for(step, index)

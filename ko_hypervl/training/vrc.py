@@ -24,7 +24,7 @@ from torch import nn
 
 from ..settings import setting
 from .checkpointing import write_json_atomic
-from .data import ConversationEncoder, collate, select_turns
+from .data import ConversationEncoder, asked_messages, collate, select_turns
 from .runlog import save_figure
 from .losses import (answer_run_ids, cross_entropy_sum, gather_target_logits, greedy_correct, next_token_targets,
                      predicting_positions)
@@ -141,7 +141,7 @@ def build_scale_table(model, processor, dataset, settings: VRCSettings, split: s
         record = dataset[index]
         if record["id"] in done:
             continue
-        messages = select_turns(record["messages"], record["tasks"], None)
+        messages = asked_messages(record, select_turns(record["messages"], record["tasks"], None))
         rows.append(measure_scales(model, encoder, record["image"], messages, scales, suppressed, record["id"]))
         if len(rows) % settings.save_every == 0:
             write_json_atomic(path, table)
