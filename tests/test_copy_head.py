@@ -128,6 +128,12 @@ def test_answer_positions_only_give_the_full_logits_there(copying):
                                gather_target_logits(kept, labels, positions)[0])
 
 
+def _text_prompt(processor, question):
+    """The prompt of a text-only question, ending where the answer starts."""
+    return processor.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                         tokenize=False)
+
+
 def _copy_batch(processor, rng, rows=8):
     """Text-only conversations whose answer is the reading in the question (random words, so only copying
     predicts them); labels on the answer and its end token."""
@@ -135,9 +141,7 @@ def _copy_batch(processor, rng, rows=8):
     ids, labels = [], []
     for _ in range(rows):
         reading = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 6))))
-        prompt = processor.apply_chat_template(
-            [{"role": "user", "content": with_reading("글씨를 그대로 적어 주세요.", reading)}],
-            add_generation_prompt=True, tokenize=False)
+        prompt = _text_prompt(processor, with_reading("글씨를 그대로 적어 주세요.", reading))
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         answer_ids = tokenizer(reading + "<|end|>", add_special_tokens=False)["input_ids"]
         ids.append(prompt_ids + answer_ids)
@@ -166,9 +170,7 @@ def _copied_exactly(model, processor, trials=8) -> int:
     exact = 0
     for _ in range(trials):
         reading = " ".join(rng.choice(WORDS, size=3))
-        prompt = processor.apply_chat_template(
-            [{"role": "user", "content": with_reading("글씨를 그대로 적어 주세요.", reading)}],
-            add_generation_prompt=True, tokenize=False)
+        prompt = _text_prompt(processor, with_reading("글씨를 그대로 적어 주세요.", reading))
         inputs = processor.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
@@ -227,8 +229,7 @@ def test_a_model_with_a_copy_head_asks_with_the_reading(copying, monkeypatch):
 def test_the_copy_never_comes_from_the_answer_being_written(copying):
     model, processor = copying
     tokenizer = processor.tokenizer
-    text = processor.apply_chat_template([{"role": "user", "content": with_reading("적어 주세요.", "바다")}],
-                                         add_generation_prompt=True, tokenize=False) + "사과 사과 사과"
+    text = _text_prompt(processor, with_reading("적어 주세요.", "바다")) + "사과 사과 사과"
     ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
     apple = tokenizer(" 사과", add_special_tokens=False)["input_ids"][-1]
     assert apple not in ids[0, :-3].tolist()         # only in the answer

@@ -73,9 +73,9 @@ class CopyHead(nn.Module):
         length = source_ids.shape[1]
         real = source_mask.bool()
         embedded = embeddings(source_ids).to(hidden.dtype) * real[..., None]
-        previous = shifted(embedded, -1)
-        here = torch.cat([embedded, previous], dim=-1)[:, positions]                # (B, T, 2E)
-        scores = self.query(torch.cat([hidden, here], dim=-1)) @ self.key(torch.cat([embedded, previous], -1)).mT
+        token_features = torch.cat([embedded, shifted(embedded, -1)], dim=-1)     # (B, L, 2E): x[j], x[j-1]
+        here = token_features[:, positions]                                        # (B, T, 2E)
+        scores = self.query(torch.cat([hidden, here], dim=-1)) @ self.key(token_features).mT
         scores = scores / self.query.out_features ** 0.5
         unit = nn.functional.normalize(embedded, dim=-1)
         for back in range(MATCH_CONTEXT):          # x[t-back] against x[j-back]
@@ -93,7 +93,7 @@ class CopyHead(nn.Module):
         allowed = (source_positions[None, None, :] < limit[..., None]) & offer_ok[:, None, :]
         scores = scores.float().masked_fill(~allowed, float("-inf"))
         any_offer = allowed.any(-1, keepdim=True)
-        attention = torch.where(any_offer, scores.softmax(-1), torch.zeros_like(scores)).nan_to_num(0.0)
+        attention = torch.where(any_offer, scores.softmax(-1), torch.zeros_like(scores))   # no offer: no copy
 
         offered_features = torch.cat([shifted(embedded, 1), shifted(embedded, 2)], dim=-1)   # x[j+1], x[j+2]
         context = attention.to(hidden.dtype) @ offered_features                    # (B, T, 2E)

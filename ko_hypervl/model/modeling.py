@@ -264,11 +264,10 @@ class KoHyperVLForConditionalGeneration(KoHyperVLPreTrainedModel, GenerationMixi
         # hidden holds the current input's positions, the last of the source's
         positions = torch.arange(source_ids.shape[1] - hidden.shape[1], source_ids.shape[1], device=hidden.device)
         if isinstance(logits_to_keep, int):
-            keep = positions[-logits_to_keep:] if logits_to_keep > 0 else positions
-            hidden = hidden[:, -logits_to_keep:] if logits_to_keep > 0 else hidden
+            selected = slice(-logits_to_keep, None) if logits_to_keep > 0 else slice(None)
         else:   # positions of the current input (training keeps the answer positions only)
-            keep = positions[logits_to_keep.to(hidden.device)]
-            hidden = hidden[:, logits_to_keep.to(hidden.device)]
+            selected = logits_to_keep.to(hidden.device)
+        keep, hidden = positions[selected], hidden[:, selected]
         copyable = torch.ones(self.get_input_embeddings().num_embeddings, dtype=torch.bool, device=hidden.device)
         copyable[self.config.image_token_id] = False
         pad_id = getattr(self.config.text_config, "pad_token_id", None)

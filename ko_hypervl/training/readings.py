@@ -38,6 +38,7 @@ def add_readings(settings: ReadingsSettings, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from ..inference import KoHyperVL
+    from ..processing.ctc_decode import decoder_name
 
     if (settings.out / "dataset_dict.json").is_file():
         raise FileExistsError(f"{settings.out} holds a dataset already; choose a new --out")
@@ -53,7 +54,7 @@ def add_readings(settings: ReadingsSettings, progress: bool = True) -> dict:
                  for image in tqdm(rows["image"], desc=f"reading {split}", unit="img", disable=not progress)]
         splits[split] = rows.add_column(READING_COLUMN, texts)
     summary = {"model": str(settings.model), "data": str(settings.data), "branch": spec.branch,
-               "decoder": "reading LM beam search" if vlm.reading_lm is not None else "best path",
+               "decoder": decoder_name(vlm.reading_lm),
                "rows": {split: len(rows) for split, rows in splits.items()},
                "seconds": round(time.perf_counter() - started, 1)}
     with staged_directory(settings.out) as partial:     # a kill while saving leaves no half-written corpus
