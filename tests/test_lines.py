@@ -17,11 +17,15 @@ from ko_hypervl.processing.lines import line_bands, line_images, level, skew_ang
 TEXTS = ["값이 3,400원 늘었다", "읽었다 않았다 꿇었다", "뷁 똠방각하"]
 
 
-def _page(texts=TEXTS, angle=0.0, ruled=False, desk=False) -> Image.Image:
+def _page(texts=TEXTS, angle=0.0, ruled=False, desk=False, dotted=False) -> Image.Image:
     gothic = next(f.path for f in load_font_catalog() if f.name == "nanum-gothic")
     font = ImageFont.truetype(str(gothic), 28)
     sheet = Image.new("RGB", (520, 60 + 48 * len(texts)), (250, 248, 240))
     draw = ImageDraw.Draw(sheet)
+    if dotted:      # dot-grid paper: a 2-px dot every 12 px, across the whole sheet
+        for y in range(4, sheet.height, 12):
+            for x in range(4, sheet.width, 12):
+                draw.rectangle((x, y, x + 1, y + 1), fill=(120, 120, 120))
     for i, text in enumerate(texts):
         if ruled:
             draw.line((0, 66 + 48 * i, sheet.width, 66 + 48 * i), fill=(160, 180, 220), width=1)
@@ -50,7 +54,8 @@ def test_a_tilted_ruled_page_on_a_desk_is_levelled_and_cut_into_its_lines(angle,
     assert len(lines) == len(TEXTS)
     for line in lines:
         # the band holds one line: its ink sits in the middle third, the neighbours' ink is painted over
-        ink = np.asarray(line.crop((80, 0, 400, line.height)).convert("L")) < 128     # the text, not the desk
+        middle = line.crop((line.width // 4, 0, line.width * 3 // 4, line.height))     # the text, not the desk
+        ink = np.asarray(middle.convert("L")) < 128
         rows = np.flatnonzero(ink.any(axis=1))
         assert rows.size and rows.min() >= line.height * 0.2 and rows.max() <= line.height * 0.8
 
@@ -65,6 +70,36 @@ def test_the_line_count_is_right_on_most_rendered_pages_of_held_out_styles():
         right += len(line_bands(level(page, skew_angle(page)))) == expected
         total += 1
     assert right / total >= 0.8, f"{right}/{total} pages cut into the right number of lines"
+
+
+def test_the_dots_of_dot_grid_paper_beside_a_short_line_are_not_part_of_its_image():
+    from ko_hypervl.processing.lines import find_lines, reading_lines, reading_scale
+
+    texts = ["짧은 줄", "조금 더 긴 둘째 줄입니다", "셋째 줄"]
+    page = _page(texts, dotted=True)
+    _, bands = find_lines(page)
+    assert len(bands) == len(texts) and all(reading_scale(band) == 1.0 for band in bands)   # pixels as the page's
+    assert all(band.left <= 40 for band in bands)                       # the text starts at x = 30
+    assert bands[1].right > max(bands[0].right, bands[2].right) + 100   # each line ends where its text does
+    lines = reading_lines(page)
+    for band, text, line in zip(bands, texts, lines):
+        # the line image keeps a margin of about two line heights, but past half a line height from the text it is
+        # the page: no specks for the head to read as full stops
+        assert line.width < page.width or text == texts[1]
+        ink = np.asarray(line.convert("L")) < 200
+        text_right = band.right - max(0, band.left - 2 * band.height)
+        assert ink[:, text_right + band.height // 2 + 1:].sum() == 0
+        assert ink[:, :text_right].sum() > 50                          # the letters are all still there
+    # the short first line's image is much narrower than the page: the dot grid past it is gone
+    assert lines[0].width < 0.6 * page.width
+    # an image of one line keeps its size (the reading stage reads single lines whole), the dots beside it painted
+    single = _page(texts[:1], dotted=True)
+    (band,) = find_lines(single)[1]
+    (whole,) = reading_lines(single)
+    ink = np.asarray(whole.convert("L")) < 200
+    assert whole.size == single.size and ink[:, band.right + band.height // 2 + 1:].sum() == 0
+    assert ink[:, :band.left - band.height // 2 - 1].sum() == 0 and ink[:, band.left:band.right].sum() > 50
+    assert (np.asarray(single.convert("L")) < 200)[:, band.right + band.height:].sum() > 0    # there were dots
 
 
 def test_a_photo_sized_page_is_measured_on_a_shrunk_copy_and_cut_at_full_size():
@@ -92,7 +127,8 @@ def test_a_single_line_is_read_at_the_size_of_the_training_lines():
     line = _page(TEXTS[:1])
     (band,) = find_lines(line)[1]
     assert TEXT_HEIGHT[0] <= band.height <= TEXT_HEIGHT[2] and reading_scale(band) == 1.0
-    assert reading_lines(line)[0] is line                        # within the training sizes: left as it is
+    (whole,) = reading_lines(line)           # within the training sizes: whole, as the reading stage reads it
+    assert whole.size == line.size
     big = line.resize((line.width * 4, line.height * 4), Image.BICUBIC)
     (shrunk,) = reading_lines(big)
     (again,) = find_lines(shrunk)[1]

@@ -8,8 +8,10 @@ borders) and anything in the outer margin. The page is first levelled: of the ro
 whose row profile of ink is sharpest. In the profile, a line is a run of rows with ink whose core holds a
 fifth of a text row's ink (specks and slivers hold less); runs closer than a quarter of the typical line
 height are one line (the parts of a jamo, punctuation), and runs much thinner or lighter than the typical
-line are dropped. On the corpus's held-out OCR test rows the line count comes out right on 90.6–93.0%
-(docs/ablations/line_cut_check.py). An image larger than a scanned page is measured on a shrunk copy.
+line are dropped. Along a line, its text is where the ink is as dense as writing (``text_span``), so the dots
+of dot-grid paper beside a short line are not read. On the corpus's held-out OCR test rows the line count
+comes out right on 90.6–93.0% (docs/ablations/line_cut_check.py). An image larger than a scanned page is
+measured on a shrunk copy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ INK_CONTRAST = 40            # grey levels darker than the page around it
 MIN_ROW_INK = 0.004          # share of a row's pixels: below it the row is blank (a stray speck, a border's edge)
 AREA_SIDE = 11               # pixels: a square this wide fits inside no pen stroke the corpus renders
 BORDER = 6                   # percent of each side: ink this close to the border is the sheet's edge, not text
+TEXT_DENSITY = 0.25          # of a line's densest stretch: a stretch with less ink is paper (dots, squares)
+SIDE_MARGIN, KEPT_MARGIN = 2.0, 0.5   # line heights: a line image's margin beside its text, and how much of it
+                                      # keeps the page's own pixels (the rest is painted with the page)
 MAX_SKEW, SKEW_STEP = 6.0, 0.5    # degrees: the corpus tilts scans by up to 1.5°, photos by up to 3°
 TEXT_HEIGHT = (19, 26.5, 43)  # pixels: a training line's ink band (runs/read-data), 5th percentile, median, 95th
 ANALYSIS_SIDE = 1200         # pixels: a larger image is measured on a copy this long (a phone photo of a page is
@@ -31,10 +36,13 @@ ANALYSIS_SIDE = 1200         # pixels: a larger image is measured on a copy this
 
 @dataclass(frozen=True)
 class LineBand:
-    """A text line's rows: ``top`` (inclusive) to ``bottom`` (exclusive), in image pixels."""
+    """A text line's rows: ``top`` (inclusive) to ``bottom`` (exclusive), and the columns its text spans,
+    ``left`` (inclusive) to ``right`` (exclusive; None: to the image's right edge), in image pixels."""
 
     top: int
     bottom: int
+    left: int = 0
+    right: int | None = None
 
     @property
     def height(self) -> int:
@@ -98,9 +106,22 @@ def level(image: Image.Image, angle: float) -> Image.Image:
     return rgb.rotate(angle, resample=Image.BICUBIC, fillcolor=fill)
 
 
+def text_span(ink: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
+    """The columns ``[left, right)`` that a text line's strokes span in rows ``top:bottom`` of ``ink``: where a
+    window as wide as the line is high holds at least ``TEXT_DENSITY`` of the ink of the line's densest window.
+    Dotted and squared paper leave specks all along a row; a line of handwriting holds many times that ink."""
+    counts = ink[top:bottom].sum(axis=0).astype(np.float64)
+    window = max(3, bottom - top)
+    density = np.convolve(counts, np.ones(window), mode="same")
+    text = np.flatnonzero(density >= TEXT_DENSITY * density.max()) if density.max() > 0 else np.arange(len(counts))
+    return int(text[0]), int(text[-1]) + 1
+
+
 def line_bands(image: Image.Image) -> list[LineBand]:
-    """The text lines of a level ``image`` (see ``level``), top to bottom (empty when it shows no ink)."""
+    """The text lines of a level ``image`` (see ``level``), top to bottom (empty when it shows no ink), each with
+    the columns its text spans (``text_span``)."""
     ink = ink_mask(image)
+    unclipped = ink.copy()
     height, width = ink.shape
     # a sheet's edges and the desk past them stay at the border; the corpus's text, as most text, keeps a margin
     margin_y, margin_x = max(2, height * BORDER // 100), max(2, width * BORDER // 100)
@@ -138,7 +159,7 @@ def line_bands(image: Image.Image) -> list[LineBand]:
         else:
             merged.append([top, bottom])
     typical, most = typical_height(merged), max(mass(band) for band in merged)
-    return [LineBand(top, bottom) for top, bottom in merged
+    return [LineBand(top, bottom, *text_span(unclipped, top, bottom)) for top, bottom in merged
             if bottom - top >= 0.4 * typical and mass([top, bottom]) >= 0.05 * most]
 
 
@@ -152,7 +173,8 @@ def _measure(image: Image.Image) -> tuple[float, list[LineBand], Image.Image | N
         return angle, line_bands(levelled), levelled
     small = resized(image.convert("RGB"), scale)
     angle = skew_angle(small)
-    bands = [LineBand(int(band.top / scale), min(image.height, int(np.ceil(band.bottom / scale))))
+    bands = [LineBand(int(band.top / scale), min(image.height, int(np.ceil(band.bottom / scale))),
+                      int(band.left / scale), min(image.width, int(np.ceil(band.right / scale))))
              for band in line_bands(level(small, angle))]
     return angle, bands, None
 
@@ -181,35 +203,50 @@ def resized(image: Image.Image, scale: float) -> Image.Image:
     return image.resize(size, Image.BOX if scale < 1 else Image.BICUBIC)
 
 
-def _line_crops(levelled: Image.Image, bands: list[LineBand]) -> list[Image.Image]:
-    """``line_images`` of a page already levelled."""
+def _line_crops(levelled: Image.Image, bands: list[LineBand], whole: bool = False) -> list[Image.Image]:
+    """``line_images`` of a page already levelled; with ``whole`` (an image of one line, not levelled), the image
+    keeps its size and only the paper beside the text is painted."""
     page = page_blur(levelled)
     out = []
     for band in bands:
         pad = max(4, band.height)
-        top, bottom = max(0, band.top - pad), min(levelled.height, band.bottom + pad)
-        crop = levelled.crop((0, top, levelled.width, bottom))
-        keep_top, keep_bottom = max(0, band.top - 2) - top, min(levelled.height, band.bottom + 2) - top
+        # the text and a margin of two line heights on either side, about what the training lines have (median
+        # 1.7 on the left; with one, the head missed first letters). The margin is painted with the page past
+        # half a line height from the text: the head read the specks of dotted paper there as full stops.
+        text_right = levelled.width if band.right is None else band.right
+        margin, kept = round(SIDE_MARGIN * pad), round(KEPT_MARGIN * pad)
+        if whole:
+            box, keep_rows = (0, 0, levelled.width, levelled.height), (0, levelled.height)
+        else:
+            box = (max(0, band.left - margin), max(0, band.top - pad),
+                   min(levelled.width, text_right + margin), min(levelled.height, band.bottom + pad))
+            keep_rows = (max(0, band.top - 2), min(levelled.height, band.bottom + 2))
+        left, top, right, _ = box
+        crop = levelled.crop(box)
         outside = Image.new("L", crop.size, 255)
-        outside.paste(0, (0, keep_top, crop.width, keep_bottom))
-        crop.paste(page.crop((0, top, levelled.width, bottom)), (0, 0), outside)
+        outside.paste(0, (max(0, band.left - kept) - left, keep_rows[0] - top,
+                          min(right, text_right + kept) - left, keep_rows[1] - top))
+        crop.paste(page.crop(box), (0, 0), outside)
         out.append(resized(crop, reading_scale(band)))
     return out
 
 
 def line_images(image: Image.Image) -> list[Image.Image]:
     """Each text line of ``image``, top to bottom, as an image of its own laid out as a single-line image is:
-    the page levelled first, the line in the middle of a band about three times its height, the neighbouring
-    lines' ink in that band painted over with the page, resized as ``reading_scale`` says."""
+    the page levelled first, the line in the middle of a band about three times its height and its text
+    (``LineBand.left``/``right``) between margins of two line heights, the neighbouring lines' ink and the
+    paper's specks in those margins painted over with the page, resized as ``reading_scale`` says."""
     angle, bands, levelled = _measure(image)
     return _line_crops(levelled or level(image, angle), bands)
 
 
 def reading_lines(image: Image.Image) -> list[Image.Image]:
     """What a head that reads one line at a time reads of ``image``, its lines measured once: a page of several
-    lines as ``line_images``; an image of one line whole, resized as ``reading_scale`` says for it; an image with
-    no line found as it is."""
+    lines as ``line_images``; an image of one line whole and as it is (the reading stage reads single lines so),
+    but for the paper beside its text painted with the page, resized as ``reading_scale`` says; an image with no
+    line found as it is."""
     angle, bands, levelled = _measure(image)
     if len(bands) >= 2:
         return _line_crops(levelled or level(image, angle), bands)
-    return [resized(image, reading_scale(bands[0]))] if bands else [image]
+    # one line: read as the training lines were, the image whole and not levelled, the paper beside it painted
+    return _line_crops(image.convert("RGB"), bands, whole=True) if bands else [image]
