@@ -135,3 +135,19 @@ def test_a_single_line_is_read_at_the_size_of_the_training_lines():
     assert again.height == pytest.approx(TEXT_HEIGHT[1], rel=0.2) and shrunk.width < big.width / 2
     blank = Image.new("RGB", (400, 80), "white")
     assert reading_lines(blank)[0] is blank                      # no line found: nothing to go by
+
+
+@pytest.mark.parametrize("shape, side", [((57, 83), 11), ((12, 200), 11), ((40, 40), 3), ((5, 9), 11)])
+def test_the_square_opening_is_pils_min_then_max_filter(shape, side):
+    from PIL import ImageFilter
+
+    from ko_hypervl.processing.lines import square_opening
+
+    rng = np.random.default_rng(side + shape[0])
+    mask = rng.random(shape) < 0.75
+    mask[: shape[0] // 2, : shape[1] // 2] = True                 # a block wider than the square, at the border
+    image = Image.fromarray((mask * 255).astype(np.uint8))
+    expected = np.asarray(image.filter(ImageFilter.MinFilter(side)).filter(ImageFilter.MaxFilter(side))) > 0
+    opened = square_opening(mask, side)
+    assert opened.shape == mask.shape and np.array_equal(opened, expected)
+    assert opened.any() or min(shape) < side

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageFilter
 
 INK_CONTRAST = 40            # grey levels darker than the page around it
@@ -67,6 +68,21 @@ def long_runs(mask: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
+def _square_filter(mask: np.ndarray, side: int, reduce) -> np.ndarray:
+    """``reduce`` (np.min or np.max) of ``mask`` over the ``side`` × ``side`` square around each pixel, the
+    border repeated past the edges: one pass along the rows, one down the columns."""
+    padded = np.pad(mask, side // 2, mode="edge")
+    rows = reduce(sliding_window_view(padded, side, axis=1), axis=-1)
+    return reduce(sliding_window_view(rows, side, axis=0), axis=-1)
+
+
+def square_opening(mask: np.ndarray, side: int) -> np.ndarray:
+    """The pixels of ``mask`` inside a ``side`` × ``side`` square wholly in ``mask`` (areas no stroke that thin
+    fills). The same as PIL's MinFilter then MaxFilter, which took 80% of cutting an exam page into lines: a
+    square's minimum is a row's minimum of column minima, so this costs 2·side per pixel, not side²."""
+    return _square_filter(_square_filter(mask, side, np.min), side, np.max)
+
+
 def ink_mask(image: Image.Image, rules: bool = False) -> np.ndarray:
     """(height, width) booleans: pixels at least ``INK_CONTRAST`` darker than the blurred page around them, less
     the dark areas no pen stroke is as wide as (the desk past a sheet's edge) and, unless ``rules``, less the long
@@ -75,9 +91,7 @@ def ink_mask(image: Image.Image, rules: bool = False) -> np.ndarray:
     grey = image.convert("L")
     page = np.asarray(page_blur(grey), dtype=np.int16)
     ink = np.asarray(grey, dtype=np.int16) < page - INK_CONTRAST
-    mask = Image.fromarray((ink * 255).astype(np.uint8))
-    areas = np.asarray(mask.filter(ImageFilter.MinFilter(AREA_SIDE)).filter(ImageFilter.MaxFilter(AREA_SIDE))) > 0
-    ink &= ~areas
+    ink &= ~square_opening(ink, AREA_SIDE)
     if not rules:
         height, width = ink.shape
         ink &= ~(long_runs(ink, max(40, width // 6)) | long_runs(ink.T, max(40, height // 3)).T)
