@@ -203,6 +203,11 @@ def test_speed_and_training_time_count_only_on_the_cpu_they_are_about():
     untrained = _report()
     untrained["training_summary"] = None
     assert _rows(untrained)["recipe"].met is None
+    # what the run did between its stages with a trained model is named where it is counted
+    prepared = _report(hours=2.9)
+    prepared["training_summary"]["preparation"] = [{"step": "reading the corpus (40 images)", "seconds": 60.0}]
+    row = _rows(prepared)["recipe"]
+    assert row.met and "stages dcl, reading the corpus (40 images) (rendering" in row.measured
 
 
 def test_targets_not_measurable_without_modes_baselines_or_ablations():

@@ -166,7 +166,7 @@ def test_the_pipeline_fits_the_reading_lm_once_and_copies_it_into_the_final_mode
         fitted.append(chosen)
         vocab = _vocab()
         save_reading_lm(fit_reading_lm(LINES, tuple(vocab.units), order=3), chosen.model)
-        return {"greedy_cer": 0.5, "cer": 0.4, "alpha": 0.5, "beta": 1.0}
+        return {"greedy_cer": 0.5, "cer": 0.4, "alpha": 0.5, "beta": 1.0, "seconds": 12.5}
 
     monkeypatch.setattr(reading_lm, "fit_and_tune", fake_fit)
     _add_reading_lm(model_dir, tmp_path / "data", settings)           # no head: nothing to decode
@@ -179,6 +179,10 @@ def test_the_pipeline_fits_the_reading_lm_once_and_copies_it_into_the_final_mode
     (model_dir / "reading_lm.safetensors").unlink()                    # a rerun restages the model: copied again
     _add_reading_lm(model_dir, tmp_path / "data", settings)
     assert len(fitted) == 1 and (model_dir / "reading_lm.safetensors").is_file()
+    # its time counts in the run's, however many reruns copy it
+    from ko_hypervl.training.pipeline import preparation_steps
+
+    assert [step["seconds"] for step in preparation_steps(tmp_path / "run")] == [12.5]
 
     def refuses(chosen):
         raise ValueError("the large encoder was trained after its reading head was fitted")

@@ -297,7 +297,8 @@ def recipe_time_row(report: dict) -> TargetRow:
     if not seconds:
         return TargetRow(target, NOT_MEASURED, "the checkpoint has no training summary", None)
     stages = [stage.get("stage", "?") for stage in summary.get("stages", [])]
-    measured = (f"{seconds / 3600:.2f} h: recipe {summary.get('recipe', '?')}, stages {', '.join(stages)} "
+    counted = "".join(f", {step.get('step', '?')}" for step in summary.get("preparation", []))
+    measured = (f"{seconds / 3600:.2f} h: recipe {summary.get('recipe', '?')}, stages {', '.join(stages)}{counted} "
                 "(rendering the images not counted)")
     hardware = summary.get("hardware") or {}
     cores = hardware.get("cpu_count")

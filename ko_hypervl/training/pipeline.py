@@ -21,6 +21,7 @@ from ..settings import parse_setting, setting
 from .checkpointing import write_json_atomic
 from .copying import CopySettings
 from .reading import READING_ORDERS, ReadSettings, check_blank_prior, check_reading_order
+from .readings import READINGS_SUMMARY, ReadingsSettings, add_readings
 from .run import FINAL, hardware, stage_history, train_copy, train_lm, train_read, train_vision_language
 from .settings import TrainSettings
 from .stages import AlignSettings, DCLSettings, LMSettings, SFTSettings
@@ -449,15 +450,17 @@ def run_pipeline(settings: PipelineSettings) -> Path:
         return settings.out / "model"
     out = settings.out / "model"
     history = stage_history(model_dir)
-    summary = {"recipe": settings.recipe, "recipe_description": recipe.description, "sizing": recipe.sizing,
-               "stages": history, "hardware": hardware(),
-               "total_seconds": round(sum(s.get("seconds", 0) for s in history), 1),
-               "this_invocation_seconds": round(time.perf_counter() - started, 1)}
     with staged_directory(out) as partial:
         shutil.copytree(model_dir, partial, dirs_exist_ok=True)
-        (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
         if settings.reading_lm:
             _add_reading_lm(partial, data, settings)
+        preparation = preparation_steps(settings.out)
+        summary = {"recipe": settings.recipe, "recipe_description": recipe.description, "sizing": recipe.sizing,
+                   "stages": history, **({"preparation": preparation} if preparation else {}),
+                   "hardware": hardware(),
+                   "total_seconds": round(sum(s.get("seconds", 0) for s in history + preparation), 1),
+                   "this_invocation_seconds": round(time.perf_counter() - started, 1)}
+        (partial / TRAINING_SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     (settings.out / "throughput.md").write_text(throughput_table(history), encoding="utf-8")
     log.info("pipeline done: %s\n%s", out, throughput_table(history))
     if settings.evaluate:
@@ -474,7 +477,6 @@ def _prepare_copying(read_model: Path, data: Path, settings: PipelineSettings) -
     that head (``<out>/data-read``), for the later stages; each kept once made, so a rerun resumes after them."""
     from ..checkpoint import add_copy_head
     from ..processing.reading_lm import LM_FILE
-    from .readings import ReadingsSettings, add_readings
 
     model_dir = settings.out / COPY_HEAD_DIR
     if not _done(model_dir):
@@ -503,9 +505,29 @@ def _add_reading_lm(model_dir: Path, data: Path, settings: PipelineSettings) -> 
         log.info("reading LM: validation CER %.4f by best path, %.4f with the LM (alpha %g, beta %g)",
                  record["greedy_cer"], record["cer"], record["alpha"], record["beta"])
         kept.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(kept.parent / READING_LM_TIME, {"seconds": record["seconds"]})
         shutil.copy2(model_dir / LM_FILE, kept.with_suffix(".partial"))
         os.replace(kept.with_suffix(".partial"), kept)
     shutil.copy2(kept, model_dir / LM_FILE)
+
+
+READING_LM_TIME = "seconds.json"     # in <out>/reading_lm: what fitting and tuning the reading LM took
+
+
+def preparation_steps(out: Path) -> list[dict]:
+    """The work of a run between and after its stages that uses a trained model, and so counts in its time as the
+    stages do (rendering the images does not): fitting the reading LM, and reading the corpus for a copy head."""
+    steps = []
+    lm_time = out / "reading_lm" / READING_LM_TIME
+    if lm_time.is_file():
+        steps.append({"step": "reading LM (fit, and decoding chosen on validation lines)",
+                      "seconds": json.loads(lm_time.read_text(encoding="utf-8"))["seconds"]})
+    readings = out / READ_DATA_DIR / READINGS_SUMMARY
+    if readings.is_file():
+        record = json.loads(readings.read_text(encoding="utf-8"))
+        steps.append({"step": f"reading the corpus ({sum(record['rows'].values())} images)",
+                      "seconds": record["seconds"]})
+    return steps
 
 
 def throughput_table(history: list[dict]) -> str:

@@ -95,6 +95,7 @@ def fit_and_tune(settings: ReadingLMSettings) -> dict:
     from ..inference import KoHyperVL
     from ..processing.reading_lm import DecodeSettings, fit_reading_lm, save_reading_lm
 
+    began = time.perf_counter()
     directory = check_checkpoint_dir(settings.model)
     vlm = KoHyperVL.load(directory)
     spec = vlm.model.reading_head_spec()
@@ -117,7 +118,8 @@ def fit_and_tune(settings: ReadingLMSettings) -> dict:
                     "grid": grid})
     path = save_reading_lm(lm, directory)
     return {"path": str(path), "n_grams": lm.size, "bytes": path.stat().st_size, **lm.info,
-            "alpha": best["alpha"], "beta": best["beta"], "beam": settings.beam}
+            "alpha": best["alpha"], "beta": best["beta"], "beam": settings.beam,
+            "seconds": round(time.perf_counter() - began, 1)}
 
 
 def print_record(record: dict) -> None:

@@ -19,6 +19,8 @@ from ..imagecorpus.records import SPLITS, load_split
 from ..settings import setting
 from .data import READING_COLUMN
 
+READINGS_SUMMARY = "ko_hypervl_readings.json"    # beside the read corpus: what read it, and how long it took
+
 log = logging.getLogger(__name__)
 
 
@@ -59,6 +61,6 @@ def add_readings(settings: ReadingsSettings, progress: bool = True) -> dict:
                "seconds": round(time.perf_counter() - started, 1)}
     with staged_directory(settings.out) as partial:     # a kill while saving leaves no half-written corpus
         DatasetDict(splits).save_to_disk(str(partial))
-        (partial / "ko_hypervl_readings.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+        (partial / READINGS_SUMMARY).write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     log.info("read %s rows in %.0f s into %s", summary["rows"], summary["seconds"], settings.out)
     return summary
