@@ -151,3 +151,23 @@ def test_the_square_opening_is_pils_min_then_max_filter(shape, side):
     opened = square_opening(mask, side)
     assert opened.shape == mask.shape and np.array_equal(opened, expected)
     assert opened.any() or min(shape) < side
+
+
+def test_a_figure_between_lines_of_text_is_no_line_and_does_not_swallow_them():
+    from ko_hypervl.processing.lines import find_lines
+
+    gothic = next(f.path for f in load_font_catalog() if f.name == "nanum-gothic")
+    font = ImageFont.truetype(str(gothic), 28)
+    sheet = Image.new("RGB", (620, 480), (250, 248, 240))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((60, 30), "월에 따른 냉면 가격", fill=(20, 20, 30), font=font)            # the title
+    draw.line((90, 80, 95, 380), fill=(20, 20, 30), width=3)                            # a hand-drawn axis
+    zigzag = [(110 + 60 * i, 120 + (i % 2) * 220 + 7 * i) for i in range(8)]          # a line chart's line
+    draw.line(zigzag, fill=(230, 120, 40), width=3)
+    for x, y in zigzag:
+        draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=(230, 120, 40))
+    draw.text((110, 400), "2월  3월  4월  5월  6월", fill=(20, 20, 30), font=font)     # the axis labels
+    _, bands = find_lines(sheet)
+    assert len(bands) == 2, bands
+    title, labels = bands
+    assert title.top < 70 and title.bottom < 80 and labels.top > 380                      # each its own text line
