@@ -152,10 +152,14 @@ def test_score_answers_exact_numbers():
     assert scores["transcription_cer"] == {"n": 2, "reference_chars": 7, "cer": round(1 / 7, 4), "row_mean_cer": 0.1}
     exam = scores["exam_accuracy_by_source"]
     assert list(exam)[0] == "all"
-    assert exam["all"] == {"n": 3, "correct": 2, "accuracy": round(2 / 3, 4), "chance": round(1.25 / 3, 4)}
-    assert exam["kobest"] == {"n": 2, "correct": 1, "accuracy": 0.5, "chance": 0.5}
+    # the answers name ① twice ("①", "1번") and ③ once
+    assert exam["all"] == {"n": 3, "correct": 2, "accuracy": round(2 / 3, 4), "chance": round(1.25 / 3, 4),
+                           "most_named_choice": 1, "most_named_share": round(2 / 3, 4)}
+    assert exam["kobest"] == {"n": 2, "correct": 1, "accuracy": 0.5, "chance": 0.5, "most_named_choice": 1,
+                              "most_named_share": 1.0}
     assert exam["kobest/copa"]["correct"] == 1 and exam["kobest/boolq"]["correct"] == 0
-    assert exam["math"] == exam["math/average"] == {"n": 1, "correct": 1, "accuracy": 1.0, "chance": 0.25}
+    assert exam["math"] == exam["math/average"] == {"n": 1, "correct": 1, "accuracy": 1.0, "chance": 0.25,
+                                                    "most_named_choice": 3, "most_named_share": 1.0}
     with pytest.raises(ValueError):
         score_answers(questions, predictions[:-1])
 

@@ -113,6 +113,16 @@ def test_every_target_met():
     assert rows["bpc"].measured.startswith("1.2000 bits/char") and "bpe/final: 1.2500" in rows["bpc"].reference
 
 
+def test_a_constant_answer_is_not_above_chance_however_the_items_fall():
+    report = _report(auto=_mode(80, kobest=(7, 10, 0.45)))
+    kobest = report["modes"]["auto"]["exam_accuracy_by_source"]["kobest"]
+    kobest.update(most_named_choice=2, most_named_share=0.8)          # varied enough answers: scored as before
+    assert _rows(report)["kobest"].met
+    kobest.update(most_named_share=0.95)                              # ② for 19 items of 20: luck of the draw
+    row = _rows(report)["kobest"]
+    assert row.met is False and "the answers name ② for 95.0% of the items: a constant answer" in row.reference
+
+
 @pytest.mark.parametrize("target, report, ablations", [
     ("tokens", _report(auto=_mode(80, tokens=51.0, full=100.0)), {}),                # 49 % saved
     ("kept", _report(auto=_mode(78, tokens=40.0)), {}),                              # 97.5 % kept

@@ -13,8 +13,8 @@ from .. import __version__
 from .language import format_table as bpc_table
 from .plots import write_plots
 from .reading_head import reading_head_note
-from .targets import (HEADLINE_MODE, KNOWN_ABLATIONS, LM_TOKENIZER, NO_DCL, TargetRow, dcl_gap, exact_match_of,
-                      kl_weights, same_rows, target_rows, targets_table)
+from .targets import (HEADLINE_MODE, KNOWN_ABLATIONS, LM_TOKENIZER, NO_DCL, TargetRow, choice_label, dcl_gap,
+                      exact_match_of, kl_weights, same_rows, target_rows, targets_table)
 
 MISSING = "—"
 CARD = "model_card.md"
@@ -160,12 +160,16 @@ def results_markdown(report: dict) -> str:
     sources = list(first["exam_accuracy_by_source"])
     if sources:
         lines += ["", "### Exam items by source (right choice)", "",
-                  *_table(["source", "items", *modes, "chance"],
+                  *_table(["source", "items", *modes, "chance", f"most named ({modes[0]})"],
                           [[s, first["exam_accuracy_by_source"][s]["n"],
                             *(_pct(report["modes"][m]["exam_accuracy_by_source"][s]["accuracy"]) for m in modes),
-                            _pct(first["exam_accuracy_by_source"][s]["chance"])] for s in sources]),
+                            _pct(first["exam_accuracy_by_source"][s]["chance"]),
+                            _most_named(first["exam_accuracy_by_source"][s])] for s in sources]),
                   "", "An item counts as right when the answer names its correct choice (①…⑤ or \"2번\"); "
-                      "chance is the mean of 1/choices (KoBEST COPA and BoolQ have 2 choices, HellaSwag 4)."]
+                      "chance is the mean of 1/choices (KoBEST COPA and BoolQ have 2 choices, HellaSwag 4). "
+                      "Most named: the choice the answers name most often, and for what share of the items; "
+                      "a model that names one choice whatever the item scores the share of items it answers, "
+                      "which is chance by another draw."]
     return "\n".join(lines)
 
 
@@ -176,6 +180,12 @@ def _is_scalar(value) -> bool:
 def _cell(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _most_named(tally: dict) -> str:
+    """The choice an exam tally's answers name most often, with the share of items ("② 95%"); "—" if none."""
+    choice = tally.get("most_named_choice")
+    return MISSING if choice is None else f"{choice_label(choice)} {_pct(tally['most_named_share'])}"
 
 
 def json_markdown(value) -> list[str]:

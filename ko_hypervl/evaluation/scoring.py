@@ -3,7 +3,7 @@ and the visual tokens the mode spent. Pure functions of questions, answers and V
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ..imagecorpus.records import TRANSCRIBE
@@ -18,20 +18,28 @@ ALL = "all"
 
 @dataclass
 class ExamTally(Tally):
-    """Exam items answered with the right choice, and what guessing uniformly would score."""
+    """Exam items answered with the right choice, what guessing uniformly would score, and which choice the
+    answers name most often: a model that names the same choice for every item scores the share of items whose
+    answer that choice is, above or below chance as the draw of items falls, and knows nothing."""
 
     chance_sum: float = 0.0
+    picked: Counter = field(default_factory=Counter)     # 0-based choice named → items (None: no choice named)
 
-    def add_item(self, correct: bool, n_choices: int) -> None:
+    def add_item(self, correct: bool, n_choices: int, picked: int | None = None) -> None:
         self.add(correct)
         self.chance_sum += 1 / n_choices
+        self.picked[picked] += 1
 
     @property
     def chance(self) -> float:
         return self.chance_sum / self.n if self.n else 0.0
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "chance": round(self.chance, 4)}
+        named = [(count, choice) for choice, count in self.picked.items() if choice is not None]
+        count, choice = max(named, key=lambda pair: (pair[0], -pair[1])) if named else (0, None)
+        return {**super().to_dict(), "chance": round(self.chance, 4),
+                "most_named_choice": None if choice is None else choice + 1,
+                "most_named_share": round(count / self.n, 4) if self.n else 0.0}
 
 
 @dataclass
@@ -74,9 +82,9 @@ def score_answers(questions: list[EvalQuestion], predictions: list[str]) -> Mode
             scores.transcription.add(question.answer, prediction)
         item = question.exam_item
         if question.task == EXAM_ANSWER and item is not None:
-            right = chosen_option(prediction) == item.answer
+            picked = chosen_option(prediction)
             for group in (ALL, *dict.fromkeys(source_groups(item.source))):
-                scores.exam[group].add_item(right, item.n_choices)
+                scores.exam[group].add_item(picked == item.answer, item.n_choices, picked)
     return scores
 
 

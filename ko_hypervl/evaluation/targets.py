@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..imagecorpus.examitems import CIRCLED
 from .errors import EvalInputError
 
 # thresholds of issue #7
@@ -34,6 +35,7 @@ RECIPE_CPU_CORES = 2
 CHARTS_EM_MIN = 0.85
 EXAMS_EM_MIN = 0.85
 HEADLINE_MODE = "auto"         # the mode `ask` uses by default: the accuracy targets are measured in it
+CONSTANT_ANSWER_SHARE = 0.9    # answers naming one choice for this share of the items are a constant answer
 EPS = 1e-9                     # rounding slack for "at least" / "at most" comparisons of rounded JSON numbers
 
 NO_DCL = "no-dcl"
@@ -351,7 +353,26 @@ def kobest_row(report: dict) -> TargetRow:
     families = [f"{source.split('/', 1)[1]} {_pct(t['accuracy'])} (chance {_pct(t['chance'])}, n={t['n']})"
                 for source, t in by_source.items() if source.startswith("kobest/")]
     reference = "; ".join([f"chance {_pct(kobest['chance'])}", *families])
+    constant = constant_answer(kobest)
+    if constant:
+        # a model that names one choice whatever the item scores the share of items that choice answers:
+        # above or below chance as the draw of items falls, never evidence that it reads or reasons
+        return TargetRow(target, _em_text(rate), f"{reference}; {constant}: a constant answer", False)
     return TargetRow(target, _em_text(rate), reference, rate[0] > kobest["chance"])
+
+
+def constant_answer(tally: dict) -> str | None:
+    """How the answers name one choice for nearly every item of an exam tally (``CONSTANT_ANSWER_SHARE``), or
+    None (also for eval.json files written before the choices were counted)."""
+    share, choice = tally.get("most_named_share"), tally.get("most_named_choice")
+    if choice is None or share is None or share < CONSTANT_ANSWER_SHARE:
+        return None
+    return f"the answers name {choice_label(choice)} for {_pct(share)} of the items"
+
+
+def choice_label(choice: int) -> str:
+    """A 1-based choice as the exam page prints it (①…⑤), or "7번" past the circled digits."""
+    return CIRCLED[choice - 1] if 1 <= choice <= len(CIRCLED) else f"{choice}번"
 
 
 def tokenizer_rows(bpc: dict | None) -> list[TargetRow]:
