@@ -548,6 +548,8 @@ def test_copy_head_pipeline_reads_the_corpus_once_and_trains_with_the_readings(t
         assert later[stage][f"{cls}Settings"]["train_vision"] is False      # the readings come from these encoders
     read = load_split(out / "data-read", "train")
     assert len(read) == len(load_split(out / "data", "train")) and all(isinstance(t, str) for t in read["reading"])
+    assert sorted(json.loads((out / "data-read" / "dataset_dict.json").read_text())["splits"]) == ["train",
+                                                                                                   "validation"]
     # reading the corpus and fitting the reading LM use the trained model: they count in the recipe's time
     steps = {step["step"].split(" (")[0]: step["seconds"] for step in summary["preparation"]}
     assert set(steps) == {"reading LM", "reading the corpus"} and all(s > 0 for s in steps.values())

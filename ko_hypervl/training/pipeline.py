@@ -195,9 +195,10 @@ class PipelineSettings:
                                                  "lm.copy_share=0.5 lm.precision=bf16 (a GPU's longer LM pretraining); "
                                                  "FIELD is one of `ko-hypervl train STAGE`'s flags, in snake case; "
                                                  "applied after --steps-scale")
-    copy_head: bool = setting(False, help="after the reading stage, give the model a copy head and read every image "
-                                          "of the corpus with the reading head and its reading LM (`ko-hypervl "
-                                          "model copy-head`, `ko-hypervl corpora read`): the later stages train "
+    copy_head: bool = setting(False, help="after the reading stage, give the model a copy head and read the corpus's "
+                                          "train and validation images with the reading head and its reading LM "
+                                          "(`ko-hypervl model copy-head`, `ko-hypervl corpora read`): the later "
+                                          "stages train "
                                           "with each image's reading in its first question, which the copy head "
                                           "copies into the answers (docs/ablations/copying.md §8)")
     reading_lm: bool = setting(True, help="where the final model keeps a valid reading head, fit its letter LM and "
@@ -484,8 +485,10 @@ def _prepare_copying(read_model: Path, data: Path, settings: PipelineSettings) -
     if not (model_dir / LM_FILE).is_file():
         _add_reading_lm(model_dir, data, settings)
     if not (settings.out / READ_DATA_DIR / "dataset_dict.json").is_file():
-        add_readings(ReadingsSettings(model=model_dir, data=data, out=settings.out / READ_DATA_DIR),
-                     progress=settings.progress)
+        # the stages train on the train split and the VRC is chosen on validation; the evaluation reads its own
+        # held-out rows, so reading the test split would only spend time (a tenth of the corpus)
+        add_readings(ReadingsSettings(model=model_dir, data=data, out=settings.out / READ_DATA_DIR,
+                                      splits=["train", "validation"]), progress=settings.progress)
 
 
 def _add_reading_lm(model_dir: Path, data: Path, settings: PipelineSettings) -> None:
