@@ -493,6 +493,17 @@ def test_the_reading_head_is_scored_on_the_single_lines_beside_tesseract(report,
     # pooled as the card's CER: edits over reference characters, the longer transcriptions weigh more
     assert pooled_cer(["가나", "가나다라"], [1.0, 0.25]) == pytest.approx(0.5)
     assert reading_head_note(None) is None          # reports written before the head was measured
+    assert scored["titles"] is None                 # OCR rows show no title
+    # the titles of charts and tables, against the closest line read; with no transcription among the rows
+    from ko_hypervl.evaluation.reading_head import title_of
+
+    titled = load_eval_data(None, ["charts", "tables"], 2, 0, progress=False)
+    assert all(title_of(row) for row in titled.dataset) and title_of(data.dataset[0]) is None
+    only_titles = reading_head_on_rows(vlm, titled, tesseract=False)
+    titles = only_titles["titles"]
+    assert only_titles["ran"] is False and titles["rows"] == 4 and 0 <= titles["title_cer"] <= 1
+    assert titles["exact"] + titles["read_nothing"] <= 4
+    assert "Titles of 4 charts and tables: CER" in reading_head_note(only_titles)
 
 
 def test_tesseract_baseline_notes(monkeypatch):

@@ -1,7 +1,7 @@
 """How well a checkpoint's reading head reads chart titles: on the first ``--rows`` held-out chart test rows (the
-card's rendering), the CER of each chart's title against the line of the reading closest to it (capped at 1),
-how many titles some line reads exactly, and how many charts read as nothing (reading_pretraining.md, last
-section).
+card's rendering), each title's CER against the line of the reading closest to it (capped at 1), how many
+titles some line reads exactly, and how many charts read as nothing (``evaluation.reading_head.titles_on_rows``,
+which the model card reports for its own charts and tables; reading_pretraining.md, last section).
 
     python docs/ablations/chart_title_reading.py runs/cp3/final --rows 40
 """
@@ -9,12 +9,11 @@ section).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ko_hypervl import load
 from ko_hypervl.evaluation.data import load_eval_data
-from ko_hypervl.imagecorpus.tesseract import character_error_rate
+from ko_hypervl.evaluation.reading_head import titles_on_rows
 
 
 def main() -> None:
@@ -22,20 +21,9 @@ def main() -> None:
     parser.add_argument("model", type=Path, help="a checkpoint with a valid reading head")
     parser.add_argument("--rows", type=int, default=40)
     args = parser.parse_args()
-    vlm = load(args.model)
-    data = load_eval_data(None, ["charts"], args.rows, 0, progress=False)
-    rates, exact, empty, lines = [], 0, 0, 0
-    for index in range(len(data.dataset)):
-        row = data.dataset[index]
-        title = json.loads(row["metadata"])["spec"]["title"]
-        read = [line for line in vlm.read(row["image"])[0].text.split("\n") if line.strip()]
-        lines += len(read)
-        closest = min((character_error_rate(title, line) for line in read), default=1.0)
-        rates.append(min(closest, 1.0))
-        exact += closest == 0
-        empty += not read
-    print(f"{len(rates)} charts: title CER against the closest line {sum(rates) / len(rates):.3f}, read exactly "
-          f"{exact}, charts read as nothing {empty}, lines read {lines}")
+    scores = titles_on_rows(load(args.model), load_eval_data(None, ["charts"], args.rows, 0, progress=False))
+    print(f"{scores['rows']} charts: title CER against the closest line {scores['title_cer']:.3f}, read exactly "
+          f"{scores['exact']}, charts read as nothing {scores['read_nothing']}")
 
 
 if __name__ == "__main__":
